@@ -1,0 +1,18 @@
+#include "command.h"
+
+namespace qlake::cli {
+
+namespace {
+constexpr Command kCommands[] = {
+    {"synth", "Write deterministic synthetic flat files (a local S3 mirror)", SetupSynth},
+    {"calendar", "List NYSE sessions with open/close times in ET and UTC", SetupCalendar},
+    {"profile", "Show the machine profile and the processing mode it selects",
+     SetupProfile},
+    {"config", "Show the merged configuration and where each value came from",
+     SetupConfig},
+};
+}  // namespace
+
+std::span<const Command> Commands() { return kCommands; }
+
+}  // namespace qlake::cli
