@@ -1,8 +1,8 @@
 // File: tools/cli/command.h
 //
 // The qlake CLI is a thin layer: one table of subcommands (commands.cc) drives both
-// `--help` and dispatch, in the manner of Ninja's kTools[]. Each subcommand lives in its own
-// cmd_<name>.cc and provides a Setup function that declares its flags on a CLI11
+// `--help` and dispatch, in the manner of Ninja's kTools[]. Each subcommand lives in its
+// own cmd_<name>.cc and provides a Setup function that declares its flags on a CLI11
 // sub-app and returns the Runner that executes it once the command line has been parsed.
 // Runners call library functions and return their Status; main() maps it to an exit code
 // (qlake/core/status.h) and one "qlake: error: ..." line.
@@ -13,8 +13,8 @@
 #include <span>
 #include <string_view>
 
-#include <CLI/CLI.hpp>
 #include <arrow/status.h>
+#include <CLI/CLI.hpp>
 
 #include "qlake/core/config.h"
 #include "qlake/core/system_profile.h"

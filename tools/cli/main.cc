@@ -23,7 +23,7 @@ struct GlobalFlags {
   std::string config_file;
   int verbose = 0;
   bool quiet = false;
-  std::string log_format = "text";
+  std::string log_format;  // empty: log.format from the config
   std::vector<std::string> sets;
 };
 
@@ -37,10 +37,11 @@ arrow::Status ApplySets(const std::vector<std::string>& sets, Config& config) {
   for (const auto& kv : sets) {
     auto eq = kv.find('=');
     if (eq == std::string::npos || eq == 0) {
-      return arrow::Status::Invalid("--set '", kv, "': expected KEY=VALUE, e.g. --set memory.limit=4GiB");
+      return arrow::Status::Invalid(
+          "--set '", kv, "': expected KEY=VALUE, e.g. --set memory.limit=4GiB");
     }
-    ARROW_RETURN_NOT_OK(config.Set(kv.substr(0, eq), kv.substr(eq + 1), ConfigSource::kFlag,
-                                   "--set"));
+    ARROW_RETURN_NOT_OK(
+        config.Set(kv.substr(0, eq), kv.substr(eq + 1), ConfigSource::kFlag, "--set"));
   }
   return arrow::Status::OK();
 }
@@ -54,8 +55,9 @@ std::string LogLevelFor(const GlobalFlags& g, const Config& config) {
 }
 
 int Run(int argc, char** argv) {
-  CLI::App app{"qlake: Massive/Polygon flat files -> validated Parquet lake -> features -> Qlib",
-               "qlake"};
+  CLI::App app{
+      "qlake: Massive/Polygon flat files -> validated Parquet lake -> features -> Qlib",
+      "qlake"};
   app.set_version_flag("--version", std::string("qlake ") + QLAKE_VERSION + " (Arrow " +
                                         QLAKE_ARROW_VERSION + ")");
   app.require_subcommand(1);
@@ -89,7 +91,8 @@ int Run(int argc, char** argv) {
   } catch (const CLI::CallForVersion& e) {
     return app.exit(e);
   } catch (const CLI::ParseError& e) {
-    std::fprintf(stderr, "qlake: error: %s\nRun 'qlake --help' or 'qlake <command> --help'.\n",
+    std::fprintf(stderr,
+                 "qlake: error: %s\nRun 'qlake --help' or 'qlake <command> --help'.\n",
                  MaskSecrets(e.what()).c_str());
     return static_cast<int>(ExitCode::kUsage);
   }
@@ -97,7 +100,8 @@ int Run(int argc, char** argv) {
   // Logging first (with flag-only settings) so config loading can log.
   LoggingOptions log_opts;
   log_opts.format = g.log_format == "json" ? LogFormat::kJson : LogFormat::kText;
-  log_opts.level = g.quiet ? "error" : (g.verbose ? (g.verbose >= 2 ? "trace" : "debug") : "info");
+  log_opts.level =
+      g.quiet ? "error" : (g.verbose ? (g.verbose >= 2 ? "trace" : "debug") : "info");
   if (auto st = InitLogging(log_opts); !st.ok()) return Fail(st);
 
   auto profile = ProbeSystem();
@@ -111,6 +115,10 @@ int Run(int argc, char** argv) {
   if (auto st = ApplySets(g.sets, *config); !st.ok()) return Fail(st);
 
   log_opts.level = LogLevelFor(g, *config);
+  if (g.log_format.empty()) {
+    auto fmt = config->GetString("log.format");
+    if (fmt.ok() && *fmt == "json") log_opts.format = LogFormat::kJson;
+  }
   if (auto st = InitLogging(log_opts); !st.ok()) return Fail(st);
 
   Context ctx{*config, *profile, g.quiet, g.verbose};

@@ -1,22 +1,24 @@
 // File: qlake/core/config.h
 //
-// qlake's configuration: a fixed schema of dotted keys (`ingest.row_group_rows`), each with
-// a type, a default, a range and a one-line help, filled in layers where each layer
+// qlake's configuration: a fixed schema of dotted keys (`ingest.row_group_rows`), each
+// with a type, a default, a range and a one-line help, filled in layers where each layer
 // overrides the one before:
 //
 //   1. defaults          (the schema table in config.cc)
 //   2. system profile    (values derived from the machine: memory.limit, fetch.jobs, ...)
 //   3. user file         (--config FILE, else $XDG_CONFIG_HOME/qlake/config.yaml, else
 //                         ~/.config/qlake/config.yaml; YAML, nested maps or dotted keys)
-//   4. environment       (QLAKE_<SECTION>__<KEY>=value, e.g. QLAKE_INGEST__ROW_GROUP_ROWS)
+//   4. environment       (QLAKE_<SECTION>__<KEY>=value, e.g.
+//   QLAKE_INGEST__ROW_GROUP_ROWS)
 //   5. command line      (a command's own flags, and the global --set KEY=VALUE)
 //
 // Every value remembers where it came from (file:line, variable name, flag), which
-// `qlake config show` prints. Unknown keys, wrong types and out-of-range values are Invalid
-// errors that name the key and the file:line or variable. Secret keys (s3.secret_access_key,
-// ...) are never printed: they are masked in `config show` and registered with the logging
-// module so that no log line, error or report contains them; they may not be set in a config
-// file (DESIGN.md: secrets come from the environment or a credentials file).
+// `qlake config show` prints. Unknown keys, wrong types and out-of-range values are
+// Invalid errors that name the key and the file:line or variable. Secret keys
+// (s3.secret_access_key,
+// ...) are never printed: they are masked in `config show` and registered with the
+// logging module so that no log line, error or report contains them; they may not be set
+// in a config file (DESIGN.md: secrets come from the environment or a credentials file).
 //
 // Thread safety: a Config is a value; const access is safe from many threads.
 
@@ -43,13 +45,13 @@ std::string_view ConfigSourceName(ConfigSource s);  // "default", "profile", ...
 
 /// One row of the schema.
 struct ConfigKeySpec {
-  std::string_view key;   // "ingest.row_group_rows"
+  std::string_view key;  // "ingest.row_group_rows"
   ConfigType type;
   std::string_view default_value;  // as text, parsed like any other layer
   std::string_view help;
-  double min = 0;                  // for kInt, kDouble, kBytes (inclusive)
-  double max = 0;                  // 0 = no upper bound
-  std::string_view choices = {};   // for kEnum: "a|b|c"
+  double min = 0;                 // for kInt, kDouble, kBytes (inclusive)
+  double max = 0;                 // 0 = no upper bound
+  std::string_view choices = {};  // for kEnum: "a|b|c"
   bool secret = false;
 };
 
@@ -62,7 +64,8 @@ struct ConfigEntry {
   const ConfigKeySpec* spec = nullptr;
   ConfigValue value;
   ConfigSource source = ConfigSource::kDefault;
-  std::string origin;  // "config.yaml:12", "QLAKE_MEMORY__LIMIT", "--set", "" for defaults
+  std::string
+      origin;  // "config.yaml:12", "QLAKE_MEMORY__LIMIT", "--set", "" for defaults
 };
 
 /// Where the layers come from. Load() with default options reads the real user file and
@@ -99,10 +102,13 @@ class Config {
 
   /// Entry for `key`, or KeyError.
   arrow::Result<const ConfigEntry*> Find(std::string_view key) const;
-  const std::map<std::string, ConfigEntry, std::less<>>& entries() const { return entries_; }
+  const std::map<std::string, ConfigEntry, std::less<>>& entries() const {
+    return entries_;
+  }
 
-  /// The merged configuration as text (one "key = value  # source origin" line per key) or
-  /// as JSON ({"key": {"value": ..., "source": ..., "origin": ...}}). Secrets are masked.
+  /// The merged configuration as text (one "key = value  # source origin" line per key)
+  /// or as JSON ({"key": {"value": ..., "source": ..., "origin": ...}}). Secrets are
+  /// masked.
   std::string ShowText() const;
   std::string ShowJson() const;
 

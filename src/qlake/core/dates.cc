@@ -37,7 +37,8 @@ arrow::Result<Date> ParseDate(std::string_view text) {
 std::string FormatDate(Date d) {
   date::year_month_day ymd{d};
   return fmt::format("{:04d}-{:02d}-{:02d}", static_cast<int>(ymd.year()),
-                     static_cast<unsigned>(ymd.month()), static_cast<unsigned>(ymd.day()));
+                     static_cast<unsigned>(ymd.month()),
+                     static_cast<unsigned>(ymd.day()));
 }
 
 NyTime ToNewYork(int64_t unix_ns) {

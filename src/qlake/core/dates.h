@@ -30,11 +30,13 @@ arrow::Result<Date> ParseDate(std::string_view text);
 std::string FormatDate(Date d);
 
 /// Days since 1970-01-01 (the Arrow date32 value).
-inline int32_t ToDate32(Date d) { return static_cast<int32_t>(d.time_since_epoch().count()); }
+inline int32_t ToDate32(Date d) {
+  return static_cast<int32_t>(d.time_since_epoch().count());
+}
 inline Date FromDate32(int32_t days) { return Date{date::days{days}}; }
 
-/// Local America/New_York wall time of an instant, split into the NY date and the minute of
-/// that day (0..1439).
+/// Local America/New_York wall time of an instant, split into the NY date and the minute
+/// of that day (0..1439).
 struct NyTime {
   Date date;
   int minute_of_day;

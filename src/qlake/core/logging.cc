@@ -34,21 +34,25 @@ class StderrSink final : public spdlog::sinks::base_sink<std::mutex> {
 
  protected:
   void sink_it_(const spdlog::details::log_msg& msg) override {
-    std::string payload = MaskSecrets(std::string_view(msg.payload.data(), msg.payload.size()));
+    std::string payload =
+        MaskSecrets(std::string_view(msg.payload.data(), msg.payload.size()));
     auto level = spdlog::level::to_string_view(msg.level);
-    auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(
-                  msg.time.time_since_epoch()).count() % 1000;
+    auto ms =
+        std::chrono::duration_cast<std::chrono::milliseconds>(msg.time.time_since_epoch())
+            .count() %
+        1000;
     std::string line;
     if (format_ == LogFormat::kJson) {
-      line = fmt::format(R"({{"ts":"{:%Y-%m-%dT%H:%M:%S}.{:03d}Z","level":"{}","msg":"{}"}})",
-                         fmt::gmtime(std::chrono::system_clock::to_time_t(msg.time)),
-                         static_cast<int>(ms), std::string_view(level.data(), level.size()),
-                         JsonEscape(payload));
+      line = fmt::format(
+          R"({{"ts":"{:%Y-%m-%dT%H:%M:%S}.{:03d}Z","level":"{}","msg":"{}"}})",
+          fmt::gmtime(std::chrono::system_clock::to_time_t(msg.time)),
+          static_cast<int>(ms), std::string_view(level.data(), level.size()),
+          JsonEscape(payload));
     } else {
       line = fmt::format("{:%Y-%m-%d %H:%M:%S}.{:03d} [{}] {}",
                          fmt::localtime(std::chrono::system_clock::to_time_t(msg.time)),
-                         static_cast<int>(ms), std::string_view(level.data(), level.size()),
-                         payload);
+                         static_cast<int>(ms),
+                         std::string_view(level.data(), level.size()), payload);
     }
     line.push_back('\n');
     std::fwrite(line.data(), 1, line.size(), stderr);
@@ -65,10 +69,12 @@ arrow::Status InitLogging(const LoggingOptions& options) {
   auto level = spdlog::level::from_str(options.level);
   // from_str maps unknown names to "off"; only accept "off" when it was asked for.
   if (level == spdlog::level::off && options.level != "off") {
-    return arrow::Status::Invalid("log level '", options.level,
-                                  "' is not one of trace, debug, info, warn, error, critical, off");
+    return arrow::Status::Invalid(
+        "log level '", options.level,
+        "' is not one of trace, debug, info, warn, error, critical, off");
   }
-  auto logger = std::make_shared<spdlog::logger>("qlake", std::make_shared<StderrSink>(options.format));
+  auto logger = std::make_shared<spdlog::logger>(
+      "qlake", std::make_shared<StderrSink>(options.format));
   logger->set_level(level);
   logger->flush_on(spdlog::level::warn);
   spdlog::set_default_logger(std::move(logger));
@@ -104,11 +110,21 @@ std::string JsonEscape(std::string_view text) {
   out.reserve(text.size() + 2);
   for (unsigned char c : text) {
     switch (c) {
-      case '"': out += "\\\""; break;
-      case '\\': out += "\\\\"; break;
-      case '\n': out += "\\n"; break;
-      case '\r': out += "\\r"; break;
-      case '\t': out += "\\t"; break;
+      case '"':
+        out += "\\\"";
+        break;
+      case '\\':
+        out += "\\\\";
+        break;
+      case '\n':
+        out += "\\n";
+        break;
+      case '\r':
+        out += "\\r";
+        break;
+      case '\t':
+        out += "\\t";
+        break;
       default:
         if (c < 0x20) {
           out += fmt::format("\\u{:04x}", c);

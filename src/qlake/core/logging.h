@@ -1,7 +1,7 @@
 // File: qlake/core/logging.h
 //
-// Logging for the library and the CLI, on spdlog. One process-wide logger writes to stderr,
-// as text ("2026-11-25 12:00:00.123 [info] ingest: ...") or as JSON lines
+// Logging for the library and the CLI, on spdlog. One process-wide logger writes to
+// stderr, as text ("2026-11-25 12:00:00.123 [info] ingest: ...") or as JSON lines
 // ({"ts":...,"level":"info","msg":"..."}) for log shippers.
 //
 // Secrets: every string registered with RegisterSecret() is replaced by "****" in every
@@ -33,8 +33,8 @@ struct LoggingOptions {
 /// Installs the process-wide logger on stderr. Invalid for an unknown level name.
 arrow::Status InitLogging(const LoggingOptions& options);
 
-/// Adds a secret to be masked. Strings shorter than 4 characters are ignored (masking them
-/// would mangle ordinary text and they protect nothing).
+/// Adds a secret to be masked. Strings shorter than 4 characters are ignored (masking
+/// them would mangle ordinary text and they protect nothing).
 void RegisterSecret(std::string_view secret);
 
 /// Returns `text` with every registered secret replaced by "****".

@@ -28,7 +28,8 @@ ExitCode ExitCodeFor(const arrow::Status& status) {
 }
 
 std::string FormatCliError(const arrow::Status& status) {
-  // status.message() without the "Invalid: " code prefix: the exit code carries the class.
+  // status.message() without the "Invalid: " code prefix: the exit code carries the
+  // class.
   return MaskSecrets("qlake: error: " + status.message());
 }
 

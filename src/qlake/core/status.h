@@ -1,9 +1,9 @@
 // File: qlake/core/status.h
 //
-// qlake reports every failure as an arrow::Status / arrow::Result<T> (one error type across
-// our code and Arrow's). This header adds what the CLI needs on top: the documented process
-// exit codes and the mapping from a Status to one of them, plus small helpers to build
-// errors that name the thing that failed.
+// qlake reports every failure as an arrow::Status / arrow::Result<T> (one error type
+// across our code and Arrow's). This header adds what the CLI needs on top: the
+// documented process exit codes and the mapping from a Status to one of them, plus small
+// helpers to build errors that name the thing that failed.
 //
 // Exit codes (also in docs/cli.md):
 //   0  success
@@ -38,7 +38,8 @@ enum class ExitCode : int {
   kOutOfMemory = 8,
 };
 
-/// Maps a Status to the exit code the CLI returns for it. Codes not listed map to kInternal.
+/// Maps a Status to the exit code the CLI returns for it. Codes not listed map to
+/// kInternal.
 ///   Invalid, TypeError, IndexError, SerializationError -> kInvalid
 ///   IOError -> kIoError; KeyError -> kNotFound; OutOfMemory -> kOutOfMemory
 ///   Cancelled -> kPartial (used for "some units failed")
