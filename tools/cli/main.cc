@@ -121,6 +121,11 @@ int Run(int argc, char** argv) {
   }
   if (auto st = InitLogging(log_opts); !st.ok()) return Fail(st);
 
+  for (const auto& [key, entry] : config->entries()) {
+    spdlog::debug("config {} = {} ({} {})", key, Config::ValueToText(entry),
+                  ConfigSourceName(entry.source), entry.origin);
+  }
+
   Context ctx{*config, *profile, g.quiet, g.verbose};
   for (std::size_t i = 0; i < subs.size(); ++i) {
     if (subs[i]->parsed()) {
