@@ -186,10 +186,10 @@ arrow::Result<ConfigValue> ParseValue(const ConfigKeySpec& spec, std::string_vie
                               : fmt::format("at least {}", spec.min);
       if (spec.type == ConfigType::kBytes) {
         range = spec.max > 0 ? fmt::format("between {} and {}",
-                                           FormatBytes(static_cast<uint64_t>(spec.min)),
-                                           FormatBytes(static_cast<uint64_t>(spec.max)))
+                                           HumanBytes(static_cast<uint64_t>(spec.min)),
+                                           HumanBytes(static_cast<uint64_t>(spec.max)))
                              : fmt::format("at least {}",
-                                           FormatBytes(static_cast<uint64_t>(spec.min)));
+                                           HumanBytes(static_cast<uint64_t>(spec.min)));
       }
       return arrow::Status::Invalid(where, ": ", spec.key, " must be ", range, ", got ",
                                     shown);
@@ -504,7 +504,7 @@ std::string Config::ValueToText(const ConfigEntry& e, bool mask_secrets) {
           return v ? "true" : "false";
         } else if constexpr (std::is_same_v<V, int64_t>) {
           if (e.spec && e.spec->type == ConfigType::kBytes) {
-            return fmt::format("{} ({})", v, FormatBytes(static_cast<uint64_t>(v)));
+            return fmt::format("{} ({})", v, HumanBytes(static_cast<uint64_t>(v)));
           }
           return std::to_string(v);
         } else if constexpr (std::is_same_v<V, double>) {
@@ -587,17 +587,6 @@ arrow::Result<int64_t> ParseBytes(std::string_view raw) {
   if (unit.empty() && num.find('.') != std::string::npos)
     return bad();  // fractional bytes
   return static_cast<int64_t>(std::llround(bytes));
-}
-
-std::string FormatBytes(uint64_t bytes) {
-  constexpr const char* kUnits[] = {"B", "KiB", "MiB", "GiB", "TiB", "PiB"};
-  double v = static_cast<double>(bytes);
-  int u = 0;
-  while (v >= 1024.0 && u < 5) {
-    v /= 1024.0;
-    ++u;
-  }
-  return u == 0 ? fmt::format("{} B", bytes) : fmt::format("{:.1f} {}", v, kUnits[u]);
 }
 
 }  // namespace qlake

@@ -122,7 +122,5 @@ class Config {
 /// Parses a byte size: "512MiB", "2GiB", "1.5G", "1000000", "80%" is not accepted here.
 /// Units: B, K/KB/KiB, M/MB/MiB, G/GB/GiB, T/TB/TiB (all binary, 1024-based).
 arrow::Result<int64_t> ParseBytes(std::string_view text);
-/// "1.5 GiB" style.
-std::string FormatBytes(uint64_t bytes);
 
 }  // namespace qlake

@@ -240,8 +240,8 @@ TEST_F(ConfigTest, ParseBytesUnitsAndErrors) {
   for (const char* bad : {"", "GiB", "12 parsecs", "1.2.3G", "-5", "1.5", "80%"}) {
     EXPECT_FALSE(ParseBytes(bad).ok()) << bad;
   }
-  EXPECT_EQ(FormatBytes(512), "512 B");
-  EXPECT_EQ(FormatBytes(3ull << 29), "1.5 GiB");
+  EXPECT_EQ(HumanBytes(512), "512 B");
+  EXPECT_EQ(HumanBytes(3ull << 29), "1.5 GiB");
 }
 
 TEST_F(ConfigTest, ShowJsonListsEveryKeyWithSource) {
