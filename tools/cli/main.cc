@@ -113,6 +113,8 @@ int Run(int argc, char** argv) {
   auto config = Config::Load(load);
   if (!config.ok()) return Fail(config.status());
   if (auto st = ApplySets(g.sets, *config); !st.ok()) return Fail(st);
+  if (auto st = config->ApplyModeDefaults(profile->usable_cores); !st.ok())
+    return Fail(st);
 
   log_opts.level = LogLevelFor(g, *config);
   if (g.log_format.empty()) {

@@ -263,23 +263,7 @@ std::vector<std::pair<std::string_view, std::string>> ProfileValues(
     out.emplace_back("query.cache_bytes", std::to_string(cache));
   }
   out.emplace_back("fetch.jobs", std::to_string(std::min(8, 4 * cores)));
-  switch (p.mode) {
-    case ProcessingMode::kStreaming:
-      out.emplace_back("ingest.row_group_rows", "50000");
-      out.emplace_back("ingest.compression", "snappy");
-      out.emplace_back("ingest.parallel_files", "1");
-      break;
-    case ProcessingMode::kBatch:
-      out.emplace_back("ingest.row_group_rows", "100000");
-      out.emplace_back("ingest.compression", "zstd");
-      out.emplace_back("ingest.parallel_files", "2");
-      break;
-    case ProcessingMode::kParallel:
-      out.emplace_back("ingest.row_group_rows", "1000000");
-      out.emplace_back("ingest.compression", "zstd");
-      out.emplace_back("ingest.parallel_files", std::to_string(std::max(1, cores / 2)));
-      break;
-  }
+  for (auto& kv : ModeConfigValues(p.mode, cores)) out.push_back(std::move(kv));
   return out;
 }
 
@@ -339,6 +323,38 @@ std::string_view ConfigSourceName(ConfigSource s) {
       return "flag";
   }
   return "?";
+}
+
+std::vector<std::pair<std::string_view, std::string>> ModeConfigValues(
+    ProcessingMode mode, int cores) {
+  switch (mode) {
+    case ProcessingMode::kStreaming:
+      return {{"ingest.row_group_rows", "50000"},
+              {"ingest.compression", "snappy"},
+              {"ingest.parallel_files", "1"}};
+    case ProcessingMode::kBatch:
+      return {{"ingest.row_group_rows", "100000"},
+              {"ingest.compression", "zstd"},
+              {"ingest.parallel_files", "2"}};
+    case ProcessingMode::kParallel:
+      return {{"ingest.row_group_rows", "1000000"},
+              {"ingest.compression", "zstd"},
+              {"ingest.parallel_files", std::to_string(std::max(1, cores / 2))}};
+  }
+  return {};
+}
+
+arrow::Status Config::ApplyModeDefaults(int cores) {
+  ARROW_ASSIGN_OR_RAISE(std::string mode_name, GetString("system.mode"));
+  if (mode_name == "auto") return arrow::Status::OK();
+  ARROW_ASSIGN_OR_RAISE(ProcessingMode mode, ParseProcessingMode(mode_name));
+  for (const auto& [key, text] : ModeConfigValues(mode, std::max(1, cores))) {
+    // At the profile layer: replaces what the machine's own mode chose, never a value
+    // the user set in a file, the environment or a flag.
+    ARROW_RETURN_NOT_OK(
+        Set(key, text, ConfigSource::kProfile, "system.mode=" + mode_name));
+  }
+  return arrow::Status::OK();
 }
 
 const std::vector<ConfigKeySpec>& ConfigSchema() {
@@ -446,6 +462,8 @@ arrow::Result<Config> Config::Load(const ConfigLoadOptions& options) {
     }
     ARROW_RETURN_NOT_OK(c.Set(key, value, ConfigSource::kEnv, name));
   }
+  if (options.profile)
+    ARROW_RETURN_NOT_OK(c.ApplyModeDefaults(options.profile->usable_cores));
   return c;
 }
 

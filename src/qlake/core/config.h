@@ -93,6 +93,13 @@ class Config {
   arrow::Status Set(std::string_view key, std::string_view text, ConfigSource source,
                     std::string_view origin);
 
+  /// Re-derives the mode-dependent keys (ingest.row_group_rows, ingest.compression,
+  /// ingest.parallel_files) from system.mode when it names a mode ("auto" keeps the
+  /// profile's choice). They are set at the profile layer, so values the user set in a
+  /// file, the environment or a flag still win. Load() calls it; call it again after
+  /// changing system.mode.
+  arrow::Status ApplyModeDefaults(int cores);
+
   /// Typed getters. The key must exist in the schema and have that type (a programming
   /// error otherwise, reported as Invalid rather than a crash).
   arrow::Result<bool> GetBool(std::string_view key) const;
@@ -118,6 +125,11 @@ class Config {
  private:
   std::map<std::string, ConfigEntry, std::less<>> entries_;
 };
+
+/// The config values a processing mode implies (DESIGN.md section 1: snappy and 50K-row
+/// row groups when streaming, zstd and 100K in batch, zstd and 1M in parallel mode).
+std::vector<std::pair<std::string_view, std::string>> ModeConfigValues(
+    ProcessingMode mode, int cores);
 
 /// Parses a byte size: "512MiB", "2GiB", "1.5G", "1000000", "80%" is not accepted here.
 /// Units: B, K/KB/KiB, M/MB/MiB, G/GB/GiB, T/TB/TiB (all binary, 1024-based).

@@ -127,6 +127,26 @@ TEST_F(ConfigTest, ProfileLayerFollowsTheProcessingMode) {
   EXPECT_EQ(*p->GetInt("fetch.jobs"), 8);
 }
 
+TEST_F(ConfigTest, SystemModeOverridesTheProfilesModeButNotUserValues) {
+  auto profile = Profile(16ull << 30, ProcessingMode::kStreaming);
+  auto c = Load(WriteFile("system:\n  mode: batch\n"), {}, profile);
+  ASSERT_TRUE(c.ok()) << c.status();
+  EXPECT_EQ(*c->GetString("ingest.compression"), "zstd");
+  EXPECT_EQ(*c->GetInt("ingest.row_group_rows"), 100000);
+  EXPECT_EQ((*c->Find("ingest.compression"))->origin, "system.mode=batch");
+
+  c = Load(WriteFile("system:\n  mode: parallel\ningest:\n  compression: lz4\n"), {},
+           profile);
+  ASSERT_TRUE(c.ok()) << c.status();
+  EXPECT_EQ(*c->GetString("ingest.compression"), "lz4");  // the user's value wins
+  EXPECT_EQ(*c->GetInt("ingest.row_group_rows"), 1000000);
+
+  ASSERT_TRUE(c->Set("system.mode", "streaming", ConfigSource::kFlag, "--mode").ok());
+  ASSERT_TRUE(c->ApplyModeDefaults(2).ok());
+  EXPECT_EQ(*c->GetInt("ingest.row_group_rows"), 50000);
+  EXPECT_EQ(*c->GetString("ingest.compression"), "lz4");
+}
+
 TEST_F(ConfigTest, NestedAndDottedKeysAreEquivalent) {
   auto a = Load(WriteFile("ingest:\n  row_group_rows: 20000\n"), {});
   ASSERT_TRUE(a.ok()) << a.status();
