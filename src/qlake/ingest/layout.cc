@@ -1,0 +1,120 @@
+#include "qlake/ingest/layout.h"
+
+#include <arrow/array.h>
+#include <arrow/chunked_array.h>
+#include <fmt/format.h>
+#include <map>
+
+#include "qlake/catalog/symbols.h"
+
+namespace qlake::ingest {
+
+namespace {
+
+// Rebuilds dictionary columns of `t` with only the values they use.
+arrow::Result<std::shared_ptr<arrow::Table>> CompactDictionaries(
+    const std::shared_ptr<arrow::Table>& t) {
+  std::vector<std::shared_ptr<arrow::ChunkedArray>> cols;
+  for (int c = 0; c < t->num_columns(); ++c) {
+    auto col = t->column(c);
+    if (col->type()->id() != arrow::Type::DICTIONARY) {
+      cols.push_back(col);
+      continue;
+    }
+    arrow::ArrayVector chunks;
+    for (const auto& chunk : col->chunks()) {
+      ARROW_ASSIGN_OR_RAISE(
+          auto compact, std::static_pointer_cast<arrow::DictionaryArray>(chunk)->Compact(
+                            arrow::default_memory_pool()));
+      chunks.push_back(compact);
+    }
+    cols.push_back(std::make_shared<arrow::ChunkedArray>(chunks, col->type()));
+  }
+  return arrow::Table::Make(t->schema(), cols, t->num_rows());
+}
+
+// Contiguous runs of equal values of a sorted dictionary column: (value, offset, length).
+struct Run {
+  std::string value;
+  int64_t offset;
+  int64_t length;
+};
+
+arrow::Result<std::vector<Run>> Runs(const std::shared_ptr<arrow::Table>& t,
+                                     const std::string& column) {
+  ARROW_ASSIGN_OR_RAISE(auto batch, t->CombineChunksToBatch());
+  auto arr =
+      std::static_pointer_cast<arrow::DictionaryArray>(batch->GetColumnByName(column));
+  if (!arr) return arrow::Status::Invalid("layout: no column '", column, "'");
+  auto dict = std::static_pointer_cast<arrow::StringArray>(arr->dictionary());
+  std::vector<Run> runs;
+  for (int64_t i = 0; i < arr->length(); ++i) {
+    std::string_view v = dict->GetView(arr->GetValueIndex(i));
+    if (runs.empty() || runs.back().value != v) {
+      runs.push_back(Run{std::string(v), i, 0});
+    }
+    ++runs.back().length;
+  }
+  return runs;
+}
+
+}  // namespace
+
+std::string_view LayoutName(LayoutKind k) {
+  return k == LayoutKind::kDaily ? "daily" : "original";
+}
+
+arrow::Result<LayoutKind> ParseLayout(std::string_view name) {
+  if (name == "daily") return LayoutKind::kDaily;
+  if (name == "original") return LayoutKind::kOriginal;
+  return arrow::Status::Invalid("unknown layout '", name, "'; use daily or original");
+}
+
+arrow::Result<std::vector<OutputFile>> PartitionDay(
+    const catalog::DatasetSpec& spec, LayoutKind layout, Date day,
+    const std::shared_ptr<arrow::Table>& table) {
+  const std::string ymd = FormatDate(day);
+  const std::string year_month =
+      fmt::format("year={}/month={}", ymd.substr(0, 4), ymd.substr(5, 2));
+  const std::string file = ymd + ".parquet";
+  const bool minute = spec.granularity == catalog::Granularity::kMinute;
+
+  std::string by;  // partition column, if any
+  if (layout == LayoutKind::kOriginal) {
+    if (spec.options) {
+      by = "underlying";
+    } else if (minute) {
+      by = "ticker";
+    }
+  }
+  std::vector<OutputFile> out;
+  if (by.empty()) {
+    out.push_back(OutputFile{year_month + "/" + file, table});
+    return out;
+  }
+  const std::string dir_key = spec.options ? "underlying" : "symbol";
+  // The day table is sorted by ticker; options contracts of one underlying are contiguous
+  // because OCC tickers start with the root... except when one root is a prefix of
+  // another
+  // ("O:SPY..." vs "O:SPYG..."), so group by value, not by run.
+  ARROW_ASSIGN_OR_RAISE(auto runs, Runs(table, by));
+  std::map<std::string, std::vector<std::shared_ptr<arrow::Table>>> groups;
+  for (const auto& r : runs) groups[r.value].push_back(table->Slice(r.offset, r.length));
+  for (auto& [value, pieces] : groups) {
+    ARROW_ASSIGN_OR_RAISE(auto escaped, catalog::EscapePathComponent(value));
+    std::shared_ptr<arrow::Table> piece;
+    if (pieces.size() == 1) {
+      piece = pieces.front();
+    } else {
+      ARROW_ASSIGN_OR_RAISE(piece, arrow::ConcatenateTables(pieces));
+    }
+    ARROW_ASSIGN_OR_RAISE(piece, CompactDictionaries(piece));
+    std::string dir = (spec.options && minute)
+                          ? fmt::format("{}={}/date={}", dir_key, escaped, ymd)
+                          : fmt::format("{}={}/{}", dir_key, escaped, year_month);
+    out.push_back(OutputFile{dir + "/" + file, piece});
+  }
+  return out;
+}
+
+}  // namespace qlake::ingest

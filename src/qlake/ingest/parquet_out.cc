@@ -1,0 +1,66 @@
+#include "qlake/ingest/parquet_out.h"
+
+#include <arrow/util/key_value_metadata.h>
+#include <parquet/arrow/writer.h>
+#include <parquet/properties.h>
+
+namespace qlake::ingest {
+
+arrow::Result<arrow::Compression::type> ParseCompression(const std::string& name) {
+  if (name == "zstd") return arrow::Compression::ZSTD;
+  if (name == "snappy") return arrow::Compression::SNAPPY;
+  if (name == "lz4") return arrow::Compression::LZ4;
+  if (name == "none") return arrow::Compression::UNCOMPRESSED;
+  return arrow::Status::Invalid("unknown Parquet compression '", name,
+                                "'; use zstd, snappy, lz4 or none");
+}
+
+arrow::Status ParquetOutOptions::Validate() const {
+  ARROW_RETURN_NOT_OK(ParseCompression(compression).status());
+  if (row_group_rows < 1000) {
+    return arrow::Status::Invalid("row_group_rows must be at least 1000, got ",
+                                  row_group_rows);
+  }
+  if (page_rows < 100) {
+    return arrow::Status::Invalid("page_rows must be at least 100, got ", page_rows);
+  }
+  return arrow::Status::OK();
+}
+
+arrow::Status WriteParquet(
+    const arrow::Table& table, std::shared_ptr<arrow::io::OutputStream> sink,
+    const ParquetOutOptions& options,
+    const std::vector<std::pair<std::string, std::string>>& metadata) {
+  ARROW_RETURN_NOT_OK(options.Validate());
+  ARROW_ASSIGN_OR_RAISE(auto codec, ParseCompression(options.compression));
+  parquet::WriterProperties::Builder props;
+  props.compression(codec)
+      ->max_row_group_length(options.row_group_rows)
+      ->max_rows_per_page(options.page_rows)
+      ->enable_statistics()
+      ->enable_write_page_index()
+      ->created_by("qlake");
+  if (codec == arrow::Compression::ZSTD)
+    props.compression_level(options.compression_level);
+  std::vector<parquet::SortingColumn> sorting;
+  for (const char* name : {"ticker", "window_start"}) {
+    int idx = table.schema()->GetFieldIndex(name);
+    if (idx >= 0) sorting.push_back(parquet::SortingColumn{idx, false, false});
+  }
+  if (!sorting.empty()) props.set_sorting_columns(sorting);
+
+  auto arrow_props = parquet::ArrowWriterProperties::Builder().store_schema()->build();
+  ARROW_ASSIGN_OR_RAISE(auto writer, parquet::arrow::FileWriter::Open(
+                                         *table.schema(), arrow::default_memory_pool(),
+                                         sink, props.build(), arrow_props));
+  ARROW_RETURN_NOT_OK(writer->WriteTable(table, options.row_group_rows));
+  if (!metadata.empty()) {
+    auto kv = std::make_shared<arrow::KeyValueMetadata>();
+    for (const auto& [k, v] : metadata) kv->Append(k, v);
+    ARROW_RETURN_NOT_OK(writer->AddKeyValueMetadata(kv));
+  }
+  ARROW_RETURN_NOT_OK(writer->Close());
+  return sink->Close();
+}
+
+}  // namespace qlake::ingest

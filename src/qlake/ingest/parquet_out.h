@@ -1,0 +1,50 @@
+// File: qlake/ingest/parquet_out.h
+//
+// Writes a lake table to Parquet the way every lake file is written: the dataset's Arrow
+// schema stored in the footer (time zones and dictionaries round-trip), statistics and
+// page indexes on (readers prune by ticker and time), sorting columns declared
+// (ticker, window_start), row groups and compression from the processing mode, and
+// key/value metadata (qlake version, source key and version, row counts, validation
+// summary). The output is deterministic: the same table and options give the same bytes.
+//
+// Thread safety: one call per output stream.
+
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include <arrow/io/interfaces.h>
+#include <arrow/status.h>
+#include <arrow/table.h>
+#include <arrow/util/type_fwd.h>
+
+namespace qlake::ingest {
+
+struct ParquetOutOptions {
+  /// Codec: "zstd", "snappy", "lz4" or "none" (config ingest.compression).
+  std::string compression = "zstd";
+  /// Codec level where it has one (zstd 1-22).
+  int compression_level = 3;
+  /// Rows per row group (config ingest.row_group_rows). Smaller groups prune better.
+  int64_t row_group_rows = 100'000;
+  /// Rows per data page: page indexes let readers skip pages inside a row group.
+  int64_t page_rows = 20'000;
+
+  arrow::Status Validate() const;
+};
+
+/// Writes `table` to `sink` and closes it. Sorting columns are declared only for the
+/// columns named "ticker" and "window_start" when present (callers sort the rows).
+arrow::Status WriteParquet(
+    const arrow::Table& table, std::shared_ptr<arrow::io::OutputStream> sink,
+    const ParquetOutOptions& options,
+    const std::vector<std::pair<std::string, std::string>>& metadata);
+
+/// Parses a codec name for ParquetOutOptions; Invalid for unknown names.
+arrow::Result<arrow::Compression::type> ParseCompression(const std::string& name);
+
+}  // namespace qlake::ingest
