@@ -1,0 +1,249 @@
+#include "qlake/ingest/ingest.h"
+
+#include <atomic>
+#include <chrono>
+#include <filesystem>
+#include <mutex>
+#include <thread>
+
+#include <arrow/filesystem/filesystem.h>
+#include <arrow/io/interfaces.h>
+#include <fmt/format.h>
+#include <spdlog/spdlog.h>
+#include <nlohmann/json.hpp>
+
+#include "qlake/catalog/datasets.h"
+#include "qlake/catalog/nyse_calendar.h"
+#include "qlake/core/progress.h"
+#include "qlake/core/version.h"
+#include "qlake/ingest/gzip_stream.h"
+#include "qlake/lake/lake.h"
+
+namespace qlake::ingest {
+
+namespace {
+
+// Relative local paths are made absolute (Arrow's URI parser wants absolute paths).
+std::string AbsoluteUnlessUri(const std::string& uri_or_path) {
+  if (uri_or_path.find("://") != std::string::npos) return uri_or_path;
+  return std::filesystem::absolute(uri_or_path).lexically_normal().string();
+}
+
+struct Source {
+  std::shared_ptr<arrow::fs::FileSystem> fs;
+  std::string root;  // path inside fs
+};
+
+arrow::Result<Source> OpenSource(const std::string& uri_or_path) {
+  Source s;
+  auto fs = arrow::fs::FileSystemFromUriOrPath(AbsoluteUnlessUri(uri_or_path), &s.root);
+  if (!fs.ok()) {
+    return arrow::Status::Invalid(
+        "source '", uri_or_path,
+        "' is neither a folder nor a file system URI: ", fs.status().message());
+  }
+  s.fs = *fs;
+  ARROW_ASSIGN_OR_RAISE(auto info, s.fs->GetFileInfo(s.root));
+  if (info.type() != arrow::fs::FileType::Directory) {
+    return arrow::Status::IOError(
+        "source '", uri_or_path,
+        "' is not a folder (write one with qlake synth or qlake fetch)");
+  }
+  return s;
+}
+
+// One DayCounts -> the validation summary stored in the commit record and file footers.
+nlohmann::json ValidationSummary(const DayCounts& c) {
+  nlohmann::json rejected = nlohmann::json::object();
+  for (std::size_t r = 0; r < kNumRejectReasons; ++r) {
+    if (c.by_reason[r] > 0) {
+      rejected[std::string(RejectReasonName(static_cast<RejectReason>(r)))] =
+          c.by_reason[r];
+    }
+  }
+  return {{"rejected", rejected}, {"flagged_big_move", c.flagged}};
+}
+
+arrow::Status IngestDay(const IngestOptions& o, const catalog::DatasetSpec& spec,
+                        const catalog::Session& session, const Source& src,
+                        lake::Lake& lake, DayReport* report) {
+  report->key = catalog::KeyFor(spec, session.date);
+  const std::string path = src.root + "/" + report->key;
+  auto info = src.fs->GetFileInfo(path);
+  ARROW_RETURN_NOT_OK(info.status());
+  if (info->type() != arrow::fs::FileType::File) {
+    return arrow::Status::KeyError(
+        spec.name, " ", FormatDate(session.date), ": no file at ", path,
+        " (not fetched yet, or not published: run qlake fetch)");
+  }
+  report->source_bytes = info->size();
+  ARROW_ASSIGN_OR_RAISE(auto raw, src.fs->OpenInputStream(*info));
+  GzipStreamOptions gz_opts;
+  gz_opts.source_name = path;
+  ARROW_ASSIGN_OR_RAISE(auto gz, GzipInputStream::Make(raw, gz_opts));
+
+  DayContext ctx;
+  ctx.spec = &spec;
+  ctx.session = session;
+  ctx.source = path;
+  ctx.symbols = o.symbols;
+  ARROW_ASSIGN_OR_RAISE(AggDay day, ReadAggDay(gz, ctx, o.reader));
+  report->uncompressed_bytes = gz->stats().uncompressed_bytes;
+  report->counts = day.counts;
+  ARROW_RETURN_NOT_OK(gz->Close());
+
+  ARROW_ASSIGN_OR_RAISE(auto files,
+                        PartitionDay(spec, o.layout, session.date, day.table));
+  nlohmann::json validation = ValidationSummary(day.counts);
+  lake::SourceVersion version;
+  version.key = report->key;
+  version.size = info->size();
+  auto mtime = info->mtime();
+  if (mtime != arrow::fs::kNoTime) {
+    version.last_modified = std::to_string(
+        std::chrono::duration_cast<std::chrono::seconds>(mtime.time_since_epoch())
+            .count());
+  }
+  // Footer metadata: everything here is a function of the input, so reruns are
+  // byte-identical (no clocks, no paths of this machine).
+  std::vector<std::pair<std::string, std::string>> meta = {
+      {"qlake.version", QLAKE_VERSION},
+      {"qlake.dataset", std::string(spec.name)},
+      {"qlake.date", FormatDate(session.date)},
+      {"qlake.source.key", version.key},
+      {"qlake.source.size", std::to_string(version.size)},
+      {"qlake.rows.read", std::to_string(day.counts.read)},
+      {"qlake.rows.written", std::to_string(day.counts.written)},
+      {"qlake.rows.quarantined", std::to_string(day.counts.quarantined)},
+      {"qlake.rows.filtered", std::to_string(day.counts.filtered)},
+      {"qlake.validation", validation.dump()},
+  };
+
+  ARROW_ASSIGN_OR_RAISE(auto txn, lake.BeginDay(spec.name, session.date));
+  lake::CommitInfo commit;
+  for (const auto& f : files) {
+    ARROW_ASSIGN_OR_RAISE(auto out, txn->OpenFile(f.relative_path));
+    ARROW_RETURN_NOT_OK(WriteParquet(*f.table, out, o.parquet, meta));
+    commit.file_rows[f.relative_path] = f.table->num_rows();
+  }
+  if (day.quarantine->num_rows() > 0) {
+    ARROW_ASSIGN_OR_RAISE(auto out, txn->OpenQuarantineFile());
+    ParquetOutOptions qopts = o.parquet;
+    ARROW_RETURN_NOT_OK(WriteParquet(*day.quarantine, out, qopts, meta));
+  }
+  commit.source = version;
+  commit.rows = {day.counts.read, day.counts.written, day.counts.quarantined,
+                 day.counts.filtered};
+  commit.validation = validation;
+  ARROW_ASSIGN_OR_RAISE(auto record, txn->Commit(commit));
+  report->files = static_cast<int64_t>(record.files.size());
+  for (const auto& f : record.files) report->output_bytes += f.size;
+  return arrow::Status::OK();
+}
+
+}  // namespace
+
+arrow::Status IngestOptions::Validate() const {
+  ARROW_ASSIGN_OR_RAISE(auto spec, catalog::FindDataset(dataset));
+  if (!spec->ingestible) {
+    return arrow::Status::Invalid("dataset ", dataset,
+                                  " cannot be ingested yet; ingestible: stocks_daily, "
+                                  "stocks_minute, options_daily, options_minute");
+  }
+  if (from > to) {
+    return arrow::Status::Invalid("--from ", FormatDate(from), " is after --to ",
+                                  FormatDate(to));
+  }
+  if (source.empty()) return arrow::Status::Invalid("no source given (--source DIR|URI)");
+  if (lake.empty()) return arrow::Status::Invalid("no lake given (--lake DIR|URI)");
+  if (parallel_days < 1 || parallel_days > 256) {
+    return arrow::Status::Invalid("parallel days must be 1..256, got ", parallel_days);
+  }
+  ARROW_RETURN_NOT_OK(parquet.Validate());
+  return reader.Validate();
+}
+
+int64_t IngestReport::failed() const {
+  int64_t n = 0;
+  for (const auto& d : days) n += d.status.ok() ? 0 : 1;
+  return n;
+}
+
+arrow::Status IngestReport::Summary() const {
+  int64_t bad = failed();
+  if (bad == 0) return arrow::Status::OK();
+  if (bad == static_cast<int64_t>(days.size())) {
+    for (const auto& d : days) {
+      if (!d.status.ok()) {
+        if (bad == 1) return d.status;
+        return d.status.WithMessage("all ", bad,
+                                    " days failed; first: ", d.status.message());
+      }
+    }
+  }
+  return arrow::Status::Cancelled(
+      bad, " of ", days.size(), " ", dataset,
+      " days failed; the others are committed (see the report)");
+}
+
+arrow::Result<IngestReport> Ingest(const IngestOptions& o, ProgressReporter* progress) {
+  ARROW_RETURN_NOT_OK(o.Validate());
+  ARROW_ASSIGN_OR_RAISE(const catalog::DatasetSpec* spec,
+                        catalog::FindDataset(o.dataset));
+  ARROW_ASSIGN_OR_RAISE(auto sessions,
+                        catalog::NyseCalendar::Get().Sessions(o.from, o.to));
+  ARROW_ASSIGN_OR_RAISE(Source src, OpenSource(o.source));
+  lake::LakeOptions lake_opts;
+  lake_opts.fsync = o.fsync;
+  ARROW_ASSIGN_OR_RAISE(auto lake,
+                        lake::Lake::Open(AbsoluteUnlessUri(o.lake), lake_opts));
+
+  IngestReport report;
+  report.dataset = o.dataset;
+  {
+    std::size_t si = 0;
+    for (Date d = o.from; d <= o.to; d += date::days{1}) {
+      if (si < sessions.size() && sessions[si].date == d) {
+        ++si;
+      } else {
+        report.skipped.push_back(d);
+      }
+    }
+  }
+  report.days.resize(sessions.size());
+  if (progress) progress->SetTotals(sessions.size(), 0);
+
+  auto t0 = std::chrono::steady_clock::now();
+  std::atomic<std::size_t> next{0};
+  auto worker = [&] {
+    for (std::size_t i = next++; i < sessions.size(); i = next++) {
+      DayReport& r = report.days[i];
+      r.day = sessions[i].date;
+      auto start = std::chrono::steady_clock::now();
+      r.status = IngestDay(o, *spec, sessions[i], src, *lake, &r);
+      r.seconds =
+          std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+      if (r.status.ok()) {
+        spdlog::debug("ingest {} {}: {} read, {} written, {} quarantined, {:.2f}s",
+                      o.dataset, FormatDate(r.day), r.counts.read, r.counts.written,
+                      r.counts.quarantined, r.seconds);
+      } else {
+        spdlog::error("ingest {} {} failed: {}", o.dataset, FormatDate(r.day),
+                      r.status.message());
+      }
+      if (progress) progress->Add(1, static_cast<uint64_t>(r.source_bytes));
+    }
+  };
+  std::size_t nthreads =
+      std::min<std::size_t>(static_cast<std::size_t>(o.parallel_days), sessions.size());
+  std::vector<std::thread> threads;
+  for (std::size_t t = 1; t < nthreads; ++t) threads.emplace_back(worker);
+  worker();
+  for (auto& t : threads) t.join();
+  report.seconds =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  if (progress) progress->Finish();
+  return report;
+}
+
+}  // namespace qlake::ingest
