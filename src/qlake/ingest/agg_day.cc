@@ -166,7 +166,9 @@ arrow::Result<ColumnMap> ColumnMap::FromHeader(std::string_view header_line,
   return map;
 }
 
-std::size_t SplitCsvLine(std::string_view line, std::span<std::string_view> out) {
+namespace {
+// The general splitter, for lines that contain a double quote.
+std::size_t SplitQuoted(std::string_view line, std::span<std::string_view> out) {
   std::size_t n = 0;
   std::size_t pos = 0;
   const std::size_t size = line.size();
@@ -211,6 +213,26 @@ std::size_t SplitCsvLine(std::string_view line, std::span<std::string_view> out)
     }
   }
   return n;
+}
+}  // namespace
+
+std::size_t SplitCsvLine(std::string_view line, std::span<std::string_view> out) {
+  // Aggregate lines have no quotes: one pass over the bytes, no function call per field.
+  const char* data = line.data();
+  const std::size_t size = line.size();
+  std::size_t n = 0, start = 0;
+  for (std::size_t i = 0; i < size; ++i) {
+    const char c = data[i];
+    if (c == ',') {
+      if (n < out.size()) out[n] = std::string_view(data + start, i - start);
+      ++n;
+      start = i + 1;
+    } else if (c == '"') {
+      return SplitQuoted(line, out);
+    }
+  }
+  if (n < out.size()) out[n] = std::string_view(data + start, size - start);
+  return n + 1;
 }
 
 std::shared_ptr<arrow::Schema> LakeSchema(const catalog::DatasetSpec& spec) {

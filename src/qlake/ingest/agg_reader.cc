@@ -1,7 +1,13 @@
 #include "qlake/ingest/agg_reader.h"
 
 #include <array>
+#include <condition_variable>
+#include <cstring>
+#include <deque>
+#include <mutex>
+#include <optional>
 #include <set>
+#include <thread>
 #include <vector>
 
 #include <arrow/array/array_binary.h>
@@ -20,11 +26,73 @@ std::string_view StripCr(std::string_view line) {
   return line;
 }
 
+// Reads `in` on a background thread, `block` bytes at a time, keeping at most `depth`
+// blocks ahead: decompression (the stream is usually a GzipInputStream) overlaps parsing
+// on a second core, and memory stays bounded at depth x block.
+class BlockReadahead {
+ public:
+  BlockReadahead(arrow::io::InputStream& in, std::size_t block, std::size_t depth)
+      : in_(in), block_(block), depth_(depth), thread_([this] { Produce(); }) {}
+  ~BlockReadahead() {
+    {
+      std::lock_guard lock(mu_);
+      stop_ = true;
+    }
+    cv_.notify_all();
+    thread_.join();
+  }
+  BlockReadahead(const BlockReadahead&) = delete;
+  BlockReadahead& operator=(const BlockReadahead&) = delete;
+
+  /// The next block; an empty vector at the end of the stream.
+  arrow::Result<std::vector<char>> Next() {
+    std::unique_lock lock(mu_);
+    cv_.wait(lock, [&] { return !queue_.empty() || done_; });
+    if (!queue_.empty()) {
+      std::vector<char> b = std::move(queue_.front());
+      queue_.pop_front();
+      cv_.notify_all();
+      return b;
+    }
+    if (!status_.ok()) return status_;
+    return std::vector<char>();
+  }
+
+ private:
+  void Produce() {
+    while (true) {
+      std::vector<char> b(block_);
+      auto got = in_.Read(static_cast<int64_t>(block_), b.data());
+      std::unique_lock lock(mu_);
+      if (!got.ok() || *got == 0) {
+        if (!got.ok()) status_ = got.status();
+        done_ = true;
+        cv_.notify_all();
+        return;
+      }
+      b.resize(static_cast<std::size_t>(*got));
+      cv_.wait(lock, [&] { return queue_.size() < depth_ || stop_; });
+      if (stop_) return;
+      queue_.push_back(std::move(b));
+      cv_.notify_all();
+    }
+  }
+
+  arrow::io::InputStream& in_;
+  const std::size_t block_;
+  const std::size_t depth_;
+  std::mutex mu_;
+  std::condition_variable cv_;
+  std::deque<std::vector<char>> queue_;
+  bool done_ = false;
+  bool stop_ = false;
+  arrow::Status status_;
+  std::thread thread_;  // last: starts after the members it uses
+};
+
 arrow::Result<AggDay> ReadFast(arrow::io::InputStream& in, const DayContext& ctx,
                                const AggReaderOptions& options) {
-  std::vector<char> buf;
-  std::size_t used = 0;  // bytes of buf holding unprocessed data
-  bool eof = false;
+  std::vector<char> carry;  // an incomplete line from the previous block
   int64_t line_no = 0;
   std::optional<AggDayBuilder> builder;
   std::array<std::string_view, kMaxFields> fields;
@@ -45,27 +113,40 @@ arrow::Result<AggDay> ReadFast(arrow::io::InputStream& in, const DayContext& ctx
     return arrow::Status::OK();
   };
 
-  const auto block = static_cast<std::size_t>(options.block_size);
-  while (!eof) {
-    if (buf.size() < used + block) buf.resize(used + block);
-    ARROW_ASSIGN_OR_RAISE(int64_t got,
-                          in.Read(static_cast<int64_t>(block), buf.data() + used));
-    if (got == 0) eof = true;
-    used += static_cast<std::size_t>(got);
-    std::string_view data(buf.data(), used);
+  BlockReadahead blocks(in, static_cast<std::size_t>(options.block_size), /*depth=*/2);
+  while (true) {
+    ARROW_ASSIGN_OR_RAISE(std::vector<char> block, blocks.Next());
+    if (block.empty()) break;
+    std::string_view data(block.data(), block.size());
     std::size_t start = 0;
-    while (true) {
-      std::size_t nl = data.find('\n', start);
-      if (nl == std::string_view::npos) break;
-      ARROW_RETURN_NOT_OK(handle_line(data.substr(start, nl - start)));
-      start = nl + 1;
+    if (!carry.empty()) {
+      // Complete the line that straddles the two blocks.
+      const void* nl = std::memchr(data.data(), '\n', data.size());
+      if (nl == nullptr) {
+        carry.insert(carry.end(), block.begin(), block.end());
+        continue;
+      }
+      std::size_t end =
+          static_cast<std::size_t>(static_cast<const char*>(nl) - data.data());
+      carry.insert(carry.end(), data.begin(),
+                   data.begin() + static_cast<std::ptrdiff_t>(end));
+      ARROW_RETURN_NOT_OK(handle_line(std::string_view(carry.data(), carry.size())));
+      carry.clear();
+      start = end + 1;
     }
-    if (eof && start < used) {  // last line without a newline
-      ARROW_RETURN_NOT_OK(handle_line(data.substr(start)));
-      start = used;
+    while (start < data.size()) {
+      const void* nl = std::memchr(data.data() + start, '\n', data.size() - start);
+      if (nl == nullptr) break;
+      std::size_t end =
+          static_cast<std::size_t>(static_cast<const char*>(nl) - data.data());
+      ARROW_RETURN_NOT_OK(handle_line(data.substr(start, end - start)));
+      start = end + 1;
     }
-    std::memmove(buf.data(), buf.data() + start, used - start);
-    used -= start;
+    carry.insert(carry.end(), data.begin() + static_cast<std::ptrdiff_t>(start),
+                 data.end());
+  }
+  if (!carry.empty()) {  // last line without a newline
+    ARROW_RETURN_NOT_OK(handle_line(std::string_view(carry.data(), carry.size())));
   }
   if (!builder) {
     return arrow::Status::Invalid(ctx.source,

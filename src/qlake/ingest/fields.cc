@@ -129,18 +129,22 @@ NumberStatus ParseWholeNumber(std::string_view text, uint64_t* out, bool* negati
 }
 
 bool ParseInt64(std::string_view text, int64_t* out, int* digits) {
-  if (text.empty()) return false;
-  bool neg = text[0] == '-';
-  std::string_view body = neg ? text.substr(1) : text;
-  if (body.empty()) return false;
-  for (char c : body) {
-    if (!IsDigit(c)) return false;
+  const char* p = text.data();
+  const char* end = p + text.size();
+  bool neg = p < end && *p == '-';
+  if (neg) ++p;
+  const int n = static_cast<int>(end - p);
+  if (n == 0 || n > 19) return false;
+  uint64_t v = 0;
+  for (; p < end; ++p) {
+    unsigned d = static_cast<unsigned>(*p - '0');
+    if (d > 9) return false;
+    v = v * 10 + d;  // at most 19 digits: cannot overflow uint64
   }
-  int64_t v = 0;
-  auto [p, ec] = std::from_chars(text.data(), text.data() + text.size(), v);
-  if (ec != std::errc() || p != text.data() + text.size()) return false;
-  *out = v;
-  *digits = static_cast<int>(body.size());
+  const uint64_t limit = neg ? uint64_t{1} << 63 : (uint64_t{1} << 63) - 1;
+  if (v > limit) return false;
+  *out = neg ? static_cast<int64_t>(0 - v) : static_cast<int64_t>(v);
+  *digits = n;
   return true;
 }
 

@@ -197,6 +197,9 @@ arrow::Result<IngestReport> Ingest(const IngestOptions& o, ProgressReporter* pro
   lake_opts.fsync = o.fsync;
   ARROW_ASSIGN_OR_RAISE(auto lake,
                         lake::Lake::Open(AbsoluteUnlessUri(o.lake), lake_opts));
+  IngestOptions opts = o;
+  // Column-parallel encoding only when one day is written at a time.
+  opts.parquet.use_threads = o.parquet.use_threads && o.parallel_days == 1;
 
   IngestReport report;
   report.dataset = o.dataset;
@@ -220,7 +223,7 @@ arrow::Result<IngestReport> Ingest(const IngestOptions& o, ProgressReporter* pro
       DayReport& r = report.days[i];
       r.day = sessions[i].date;
       auto start = std::chrono::steady_clock::now();
-      r.status = IngestDay(o, *spec, sessions[i], src, *lake, &r);
+      r.status = IngestDay(opts, *spec, sessions[i], src, *lake, &r);
       r.seconds =
           std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
       if (r.status.ok()) {

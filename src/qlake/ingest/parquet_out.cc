@@ -49,7 +49,10 @@ arrow::Status WriteParquet(
   }
   if (!sorting.empty()) props.set_sorting_columns(sorting);
 
-  auto arrow_props = parquet::ArrowWriterProperties::Builder().store_schema()->build();
+  auto arrow_props = parquet::ArrowWriterProperties::Builder()
+                         .store_schema()
+                         ->set_use_threads(options.use_threads)
+                         ->build();
   ARROW_ASSIGN_OR_RAISE(auto writer, parquet::arrow::FileWriter::Open(
                                          *table.schema(), arrow::default_memory_pool(),
                                          sink, props.build(), arrow_props));

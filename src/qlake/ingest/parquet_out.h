@@ -33,6 +33,10 @@ struct ParquetOutOptions {
   int64_t row_group_rows = 100'000;
   /// Rows per data page: page indexes let readers skip pages inside a row group.
   int64_t page_rows = 20'000;
+  /// Encode columns in parallel on Arrow's CPU pool. Helps one large file; turn it off
+  /// when several files are written at once (Arrow can deadlock when parallel writers
+  /// share the executor, shared/docs/arrow-cpp.md section 3.3).
+  bool use_threads = true;
 
   arrow::Status Validate() const;
 };
