@@ -180,6 +180,7 @@ Runner SetupIngest(CLI::App& app) {
     ARROW_ASSIGN_OR_RAISE(auto parallel, cfg.GetInt("ingest.parallel_files"));
     o.parallel_days = static_cast<int>(parallel);
     o.reader.use_arrow_csv = f->reference_reader;
+    ARROW_ASSIGN_OR_RAISE(o.reader.chunk_rows, cfg.GetInt("ingest.chunk_rows"));
 
     ProgressOptions popts;
     popts.label = "ingest " + o.dataset;

@@ -406,11 +406,13 @@ class AggDayBuilder::Impl {
     }
 
     // Adjacent duplicate: the common case in sorted files; keeps the raw text exact.
-    std::size_t n = ws_.size();
-    if (n > 0 && ticker_[n - 1] == tid && ws_[n - 1] == ws) {
+    if (prev_tid_ == tid && prev_ws_ == ws) {
       return Reject(line, raw, RejectReason::kDuplicate,
-                    fmt::format("repeats ({}, {}) of line {}", ticker, ws, line_[n - 1]));
+                    fmt::format("repeats ({}, {}) of line {}", ticker, ws, prev_line_));
     }
+    prev_tid_ = tid;
+    prev_ws_ = ws;
+    prev_line_ = line;
 
     ticker_.push_back(tid);
     volume_.push_back(volume);
@@ -425,7 +427,11 @@ class AggDayBuilder::Impl {
     line_.push_back(line);
   }
 
-  arrow::Result<AggDay> Finish() {
+  std::size_t buffered_rows() const { return ws_.size(); }
+
+  // Builds the tables of the rows buffered since the last chunk and clears the buffers;
+  // the counts are cumulative. `final` also checks that they reconcile.
+  arrow::Result<AggDay> BuildChunk(bool final) {
     const std::size_t n = ws_.size();
     // Lexicographic rank of each ticker: the output dictionary is sorted.
     std::vector<int32_t> order(tickers_.size());
@@ -452,25 +458,35 @@ class AggDayBuilder::Impl {
     for (std::size_t i = 1; i < n && sorted; ++i) sorted = key_less(perm[i - 1], perm[i]);
     if (!sorted) std::stable_sort(perm.begin(), perm.end(), key_less);
 
+    // Does this chunk start before the previous one ended? Then the file is not sorted
+    // and chunks cannot simply be appended (the caller falls back to a whole-day read).
+    bool out_of_order = false;
+    if (n > 0 && has_emitted_) {
+      uint32_t first = perm[0];
+      const std::string& t = tickers_[static_cast<std::size_t>(ticker_[first])];
+      const std::string& pt = tickers_[static_cast<std::size_t>(prev_out_tid_)];
+      out_of_order = t < pt || (t == pt && ws_[first] < prev_out_ws_);
+    }
+
     // Non-adjacent duplicates (only possible in unsorted files): keep the first line.
     std::vector<uint32_t> keep;
     keep.reserve(n);
     for (std::size_t i = 0; i < n; ++i) {
       uint32_t r = perm[i];
-      if (!keep.empty()) {
-        uint32_t p = keep.back();
-        if (ticker_[p] == ticker_[r] && ws_[p] == ws_[r]) {
-          Reject(line_[r], Reconstruct(r), RejectReason::kDuplicate,
-                 fmt::format("repeats ({}, {}) of line {} (raw text reconstructed)",
-                             tickers_[static_cast<std::size_t>(ticker_[r])], ws_[r],
-                             line_[p]));
-          continue;
-        }
+      int32_t p_tid = keep.empty() ? prev_out_tid_ : ticker_[keep.back()];
+      int64_t p_ws = keep.empty() ? prev_out_ws_ : ws_[keep.back()];
+      int64_t p_line = keep.empty() ? prev_out_line_ : line_[keep.back()];
+      if ((has_emitted_ || !keep.empty()) && p_tid == ticker_[r] && p_ws == ws_[r]) {
+        Reject(
+            line_[r], Reconstruct(r), RejectReason::kDuplicate,
+            fmt::format("repeats ({}, {}) of line {} (raw text reconstructed)",
+                        tickers_[static_cast<std::size_t>(ticker_[r])], ws_[r], p_line));
+        continue;
       }
       keep.push_back(r);
     }
     const std::size_t m = keep.size();
-    counts_.written = static_cast<int64_t>(m);
+    counts_.written += static_cast<int64_t>(m);
 
     // Columns in output order.
     std::vector<int32_t> o_ticker(m);
@@ -490,13 +506,22 @@ class AggDayBuilder::Impl {
       o_low[i] = low_[r];
       o_ws[i] = ws_[r];
       o_tx[i] = transactions_[r];
-      if (i > 0 && ticker_[keep[i - 1]] == ticker_[r]) {
-        double prev = close_d_[keep[i - 1]];
-        if (std::fabs(close_d_[r] / prev - 1.0) > kBigMove) {
-          o_flags[i] |= kFlagBigMove;
-          ++counts_.flagged;
-        }
+      bool have_prev = i > 0 || has_emitted_;
+      int32_t prev_tid = i > 0 ? ticker_[keep[i - 1]] : prev_out_tid_;
+      double prev_close = i > 0 ? close_d_[keep[i - 1]] : prev_out_close_;
+      if (have_prev && prev_tid == ticker_[r] &&
+          std::fabs(close_d_[r] / prev_close - 1.0) > kBigMove) {
+        o_flags[i] |= kFlagBigMove;
+        ++counts_.flagged;
       }
+    }
+    if (m > 0) {
+      uint32_t last = keep[m - 1];
+      has_emitted_ = true;
+      prev_out_tid_ = ticker_[last];
+      prev_out_ws_ = ws_[last];
+      prev_out_line_ = line_[last];
+      prev_out_close_ = close_d_[last];
     }
     std::vector<std::string> sorted_tickers(tickers_.size());
     for (std::size_t t = 0; t < tickers_.size(); ++t) {
@@ -573,7 +598,23 @@ class AggDayBuilder::Impl {
     day.table = arrow::Table::Make(schema, cols, static_cast<int64_t>(m));
     ARROW_ASSIGN_OR_RAISE(day.quarantine, BuildQuarantine());
     day.counts = counts_;
-    if (!day.counts.Reconciles()) {
+    day.out_of_order = out_of_order;
+    line_.clear();
+    ticker_.clear();
+    volume_.clear();
+    open_.clear();
+    close_.clear();
+    high_.clear();
+    low_.clear();
+    close_d_.clear();
+    ws_.clear();
+    minute_of_day_.clear();
+    transactions_.clear();
+    q_line_.clear();
+    q_reason_.clear();
+    q_detail_.clear();
+    q_raw_.clear();
+    if (final && !day.counts.Reconciles()) {
       return arrow::Status::UnknownError(
           ctx_.source, ": row counts do not reconcile: read ", counts_.read,
           " != written ", counts_.written, " + quarantined ", counts_.quarantined,
@@ -706,6 +747,16 @@ class AggDayBuilder::Impl {
   std::vector<std::string> underlyings_;
   std::unordered_map<std::string, int32_t> underlying_ids_;
 
+  // Last accepted row (adjacent duplicates) and last emitted row (across chunks).
+  int32_t prev_tid_ = -1;
+  int64_t prev_ws_ = 0;
+  int64_t prev_line_ = 0;
+  bool has_emitted_ = false;
+  int32_t prev_out_tid_ = -1;
+  int64_t prev_out_ws_ = 0;
+  int64_t prev_out_line_ = 0;
+  double prev_out_close_ = 0;
+
   std::vector<int32_t> ticker_;
   std::vector<uint64_t> volume_;
   std::vector<float> open_, close_, high_, low_;
@@ -732,6 +783,12 @@ void AggDayBuilder::AddRow(int64_t line, std::string_view raw,
   impl_->AddRow(line, raw, fields);
 }
 
-arrow::Result<AggDay> AggDayBuilder::Finish() { return impl_->Finish(); }
+arrow::Result<AggDay> AggDayBuilder::Finish() {
+  return impl_->BuildChunk(/*final=*/true);
+}
+arrow::Result<AggDay> AggDayBuilder::TakeChunk() {
+  return impl_->BuildChunk(/*final=*/false);
+}
+std::size_t AggDayBuilder::buffered_rows() const { return impl_->buffered_rows(); }
 
 }  // namespace qlake::ingest

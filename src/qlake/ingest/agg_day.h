@@ -118,10 +118,15 @@ struct DayCounts {
 };
 
 struct AggDay {
-  std::shared_ptr<arrow::Table> table;  // accepted rows, sorted
-  std::shared_ptr<arrow::Table>
-      quarantine;  // line int64, reason utf8, detail utf8, raw utf8
+  /// Accepted rows, sorted by (ticker, window_start).
+  std::shared_ptr<arrow::Table> table;
+  /// Rejected rows: line int64, reason utf8, detail utf8, raw utf8.
+  std::shared_ptr<arrow::Table> quarantine;
+  /// Cumulative over the whole file so far.
   DayCounts counts;
+  /// For chunks: this chunk's first row sorts before the previous chunk's last row, so
+  /// the file is not sorted and chunks cannot be appended to one sorted file.
+  bool out_of_order = false;
 };
 
 /// The Arrow schema of the lake table for `spec` (DESIGN.md section 5): ticker
@@ -148,8 +153,17 @@ class AggDayBuilder {
               std::span<const std::string_view> fields);
 
   /// Sorts, removes duplicates, derives date/session/option columns and builds the
-  /// tables. The builder cannot be used afterwards.
+  /// tables of the rows not yet taken by TakeChunk (all rows if it was never called);
+  /// the counts cover the whole file and must reconcile. The builder cannot be used
+  /// afterwards.
   arrow::Result<AggDay> Finish();
+
+  /// Streaming: the same for the rows buffered so far, which are then released. Sorted
+  /// files give chunks that follow each other in order; duplicates and big moves are
+  /// detected across chunk boundaries. Unsorted files set AggDay::out_of_order.
+  arrow::Result<AggDay> TakeChunk();
+  /// Accepted rows buffered since the last chunk.
+  std::size_t buffered_rows() const;
 
  private:
   class Impl;

@@ -96,6 +96,8 @@ arrow::Result<AggDay> ReadFast(arrow::io::InputStream& in, const DayContext& ctx
   int64_t line_no = 0;
   std::optional<AggDayBuilder> builder;
   std::array<std::string_view, kMaxFields> fields;
+  const bool chunked = options.chunk_rows > 0 && options.on_chunk != nullptr;
+  const auto chunk_rows = static_cast<std::size_t>(options.chunk_rows);
 
   auto handle_line = [&](std::string_view line) -> arrow::Status {
     ++line_no;
@@ -110,6 +112,10 @@ arrow::Result<AggDay> ReadFast(arrow::io::InputStream& in, const DayContext& ctx
     builder->AddRow(
         line_no, line,
         std::span<const std::string_view>(fields.data(), std::min(n, kMaxFields)));
+    if (chunked && builder->buffered_rows() >= chunk_rows) {
+      ARROW_ASSIGN_OR_RAISE(AggDay chunk, builder->TakeChunk());
+      ARROW_RETURN_NOT_OK(options.on_chunk(std::move(chunk)));
+    }
     return arrow::Status::OK();
   };
 
@@ -238,6 +244,7 @@ arrow::Result<AggDay> ReadWithArrow(std::shared_ptr<arrow::io::InputStream> in,
 }  // namespace
 
 arrow::Status AggReaderOptions::Validate() const {
+  if (chunk_rows < 0) return arrow::Status::Invalid("chunk_rows must be >= 0");
   if (block_size < 4096 || block_size > (int64_t{1} << 30)) {
     return arrow::Status::Invalid(
         "reader block_size must be between 4 KiB and 1 GiB, got ", block_size);

@@ -16,6 +16,7 @@
 
 #pragma once
 
+#include <functional>
 #include <memory>
 
 #include <arrow/io/interfaces.h>
@@ -30,6 +31,12 @@ struct AggReaderOptions {
   bool use_arrow_csv = false;
   /// Bytes read from the (decompressed) stream at a time.
   int64_t block_size = int64_t{4} << 20;
+  /// Streaming: hand every `chunk_rows` accepted rows to `on_chunk` as a sorted chunk
+  /// (AggDayBuilder::TakeChunk) instead of holding the whole day; the returned AggDay
+  /// then holds only the last chunk. 0 = whole day in memory. The reference reader
+  /// ignores it.
+  int64_t chunk_rows = 0;
+  std::function<arrow::Status(AggDay&&)> on_chunk;
 
   arrow::Status Validate() const;
 };

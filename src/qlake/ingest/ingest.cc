@@ -77,24 +77,11 @@ arrow::Status IngestDay(const IngestOptions& o, const catalog::DatasetSpec& spec
         " (not fetched yet, or not published: run qlake fetch)");
   }
   report->source_bytes = info->size();
-  ARROW_ASSIGN_OR_RAISE(auto raw, src.fs->OpenInputStream(*info));
-  GzipStreamOptions gz_opts;
-  gz_opts.source_name = path;
-  ARROW_ASSIGN_OR_RAISE(auto gz, GzipInputStream::Make(raw, gz_opts));
-
   DayContext ctx;
   ctx.spec = &spec;
   ctx.session = session;
   ctx.source = path;
   ctx.symbols = o.symbols;
-  ARROW_ASSIGN_OR_RAISE(AggDay day, ReadAggDay(gz, ctx, o.reader));
-  report->uncompressed_bytes = gz->stats().uncompressed_bytes;
-  report->counts = day.counts;
-  ARROW_RETURN_NOT_OK(gz->Close());
-
-  ARROW_ASSIGN_OR_RAISE(auto files,
-                        PartitionDay(spec, o.layout, session.date, day.table));
-  nlohmann::json validation = ValidationSummary(day.counts);
   lake::SourceVersion version;
   version.key = report->key;
   version.size = info->size();
@@ -104,41 +91,120 @@ arrow::Status IngestDay(const IngestOptions& o, const catalog::DatasetSpec& spec
         std::chrono::duration_cast<std::chrono::seconds>(mtime.time_since_epoch())
             .count());
   }
+  auto open_source = [&]() -> arrow::Result<std::shared_ptr<GzipInputStream>> {
+    ARROW_ASSIGN_OR_RAISE(auto raw, src.fs->OpenInputStream(*info));
+    GzipStreamOptions gz_opts;
+    gz_opts.source_name = path;
+    return GzipInputStream::Make(raw, gz_opts);
+  };
   // Footer metadata: everything here is a function of the input, so reruns are
   // byte-identical (no clocks, no paths of this machine).
-  std::vector<std::pair<std::string, std::string>> meta = {
-      {"qlake.version", QLAKE_VERSION},
-      {"qlake.dataset", std::string(spec.name)},
-      {"qlake.date", FormatDate(session.date)},
-      {"qlake.source.key", version.key},
-      {"qlake.source.size", std::to_string(version.size)},
-      {"qlake.rows.read", std::to_string(day.counts.read)},
-      {"qlake.rows.written", std::to_string(day.counts.written)},
-      {"qlake.rows.quarantined", std::to_string(day.counts.quarantined)},
-      {"qlake.rows.filtered", std::to_string(day.counts.filtered)},
-      {"qlake.validation", validation.dump()},
+  auto footer = [&](const DayCounts& c, const nlohmann::json& validation) {
+    return std::vector<std::pair<std::string, std::string>>{
+        {"qlake.version", QLAKE_VERSION},
+        {"qlake.dataset", std::string(spec.name)},
+        {"qlake.date", FormatDate(session.date)},
+        {"qlake.source.key", version.key},
+        {"qlake.source.size", std::to_string(version.size)},
+        {"qlake.rows.read", std::to_string(c.read)},
+        {"qlake.rows.written", std::to_string(c.written)},
+        {"qlake.rows.quarantined", std::to_string(c.quarantined)},
+        {"qlake.rows.filtered", std::to_string(c.filtered)},
+        {"qlake.validation", validation.dump()},
+    };
+  };
+  auto finish = [&](lake::DayTransaction& txn, const DayCounts& counts,
+                    const nlohmann::json& validation,
+                    std::map<std::string, int64_t> file_rows) -> arrow::Status {
+    lake::CommitInfo commit;
+    commit.source = version;
+    commit.rows = {counts.read, counts.written, counts.quarantined, counts.filtered};
+    commit.validation = validation;
+    commit.file_rows = std::move(file_rows);
+    ARROW_ASSIGN_OR_RAISE(auto record, txn.Commit(commit));
+    report->files = static_cast<int64_t>(record.files.size());
+    for (const auto& f : record.files) report->output_bytes += f.size;
+    report->counts = counts;
+    return arrow::Status::OK();
   };
 
+  // Streaming: sorted chunks go straight into the day's single file, so memory is bounded
+  // by the chunk size whatever the file size. Needs the daily layout (one file) and a
+  // sorted source; an unsorted source is re-read whole (logged).
+  if (o.reader.chunk_rows > 0 && o.layout == LayoutKind::kDaily) {
+    ARROW_ASSIGN_OR_RAISE(auto gz, open_source());
+    ARROW_ASSIGN_OR_RAISE(auto txn, lake.BeginDay(spec.name, session.date));
+    const std::string rel = DayFilePath(session.date);
+    ARROW_ASSIGN_OR_RAISE(auto out, txn->OpenFile(rel));
+    ARROW_ASSIGN_OR_RAISE(auto data,
+                          ParquetStreamWriter::Open(LakeSchema(spec), out, o.parquet));
+    std::unique_ptr<ParquetStreamWriter> quarantine;
+    bool unsorted = false;
+    auto write_chunk = [&](const AggDay& c) -> arrow::Status {
+      ARROW_RETURN_NOT_OK(data->Write(*c.table));
+      if (c.quarantine->num_rows() > 0) {
+        if (!quarantine) {
+          ARROW_ASSIGN_OR_RAISE(auto qout, txn->OpenQuarantineFile());
+          ARROW_ASSIGN_OR_RAISE(
+              quarantine, ParquetStreamWriter::Open(QuarantineSchema(), qout, o.parquet));
+        }
+        ARROW_RETURN_NOT_OK(quarantine->Write(*c.quarantine));
+      }
+      return arrow::Status::OK();
+    };
+    AggReaderOptions ropts = o.reader;
+    ropts.on_chunk = [&](AggDay&& c) -> arrow::Status {
+      if (c.out_of_order) {
+        unsorted = true;
+        return arrow::Status::Cancelled("source is not sorted by (ticker, window_start)");
+      }
+      return write_chunk(c);
+    };
+    auto last = ReadAggDay(gz, ctx, ropts);
+    if (last.ok() && last->out_of_order) unsorted = true;
+    if (!unsorted) {
+      ARROW_RETURN_NOT_OK(last.status());
+      report->uncompressed_bytes = gz->stats().uncompressed_bytes;
+      ARROW_RETURN_NOT_OK(gz->Close());
+      ARROW_RETURN_NOT_OK(write_chunk(*last));
+      nlohmann::json validation = ValidationSummary(last->counts);
+      auto meta = footer(last->counts, validation);
+      ARROW_RETURN_NOT_OK(data->Close(meta));
+      if (quarantine) ARROW_RETURN_NOT_OK(quarantine->Close(meta));
+      return finish(*txn, last->counts, validation, {{rel, data->rows_written()}});
+    }
+    ARROW_RETURN_NOT_OK(txn->Abort());
+    ARROW_RETURN_NOT_OK(gz->Abort());
+    spdlog::warn(
+        "{}: rows are not sorted by (ticker, window_start); reading the whole day "
+        "in memory instead of streaming it",
+        path);
+  }
+
+  ARROW_ASSIGN_OR_RAISE(auto gz, open_source());
+  AggReaderOptions whole = o.reader;
+  whole.chunk_rows = 0;
+  whole.on_chunk = nullptr;
+  ARROW_ASSIGN_OR_RAISE(AggDay day, ReadAggDay(gz, ctx, whole));
+  report->uncompressed_bytes = gz->stats().uncompressed_bytes;
+  ARROW_RETURN_NOT_OK(gz->Close());
+
+  ARROW_ASSIGN_OR_RAISE(auto files,
+                        PartitionDay(spec, o.layout, session.date, day.table));
+  nlohmann::json validation = ValidationSummary(day.counts);
+  auto meta = footer(day.counts, validation);
   ARROW_ASSIGN_OR_RAISE(auto txn, lake.BeginDay(spec.name, session.date));
-  lake::CommitInfo commit;
+  std::map<std::string, int64_t> file_rows;
   for (const auto& f : files) {
     ARROW_ASSIGN_OR_RAISE(auto out, txn->OpenFile(f.relative_path));
     ARROW_RETURN_NOT_OK(WriteParquet(*f.table, out, o.parquet, meta));
-    commit.file_rows[f.relative_path] = f.table->num_rows();
+    file_rows[f.relative_path] = f.table->num_rows();
   }
   if (day.quarantine->num_rows() > 0) {
     ARROW_ASSIGN_OR_RAISE(auto out, txn->OpenQuarantineFile());
-    ParquetOutOptions qopts = o.parquet;
-    ARROW_RETURN_NOT_OK(WriteParquet(*day.quarantine, out, qopts, meta));
+    ARROW_RETURN_NOT_OK(WriteParquet(*day.quarantine, out, o.parquet, meta));
   }
-  commit.source = version;
-  commit.rows = {day.counts.read, day.counts.written, day.counts.quarantined,
-                 day.counts.filtered};
-  commit.validation = validation;
-  ARROW_ASSIGN_OR_RAISE(auto record, txn->Commit(commit));
-  report->files = static_cast<int64_t>(record.files.size());
-  for (const auto& f : record.files) report->output_bytes += f.size;
-  return arrow::Status::OK();
+  return finish(*txn, day.counts, validation, std::move(file_rows));
 }
 
 }  // namespace
@@ -156,6 +222,10 @@ arrow::Status IngestOptions::Validate() const {
   }
   if (source.empty()) return arrow::Status::Invalid("no source given (--source DIR|URI)");
   if (lake.empty()) return arrow::Status::Invalid("no lake given (--lake DIR|URI)");
+  if (reader.chunk_rows != 0 && reader.chunk_rows < 10'000) {
+    return arrow::Status::Invalid(
+        "chunk rows must be 0 (whole day) or at least 10000, got ", reader.chunk_rows);
+  }
   if (parallel_days < 1 || parallel_days > 256) {
     return arrow::Status::Invalid("parallel days must be 1..256, got ", parallel_days);
   }

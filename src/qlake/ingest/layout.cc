@@ -60,6 +60,12 @@ arrow::Result<std::vector<Run>> Runs(const std::shared_ptr<arrow::Table>& t,
 
 }  // namespace
 
+std::string DayFilePath(Date day) {
+  const std::string ymd = FormatDate(day);
+  return fmt::format("year={}/month={}/{}.parquet", ymd.substr(0, 4), ymd.substr(5, 2),
+                     ymd);
+}
+
 std::string_view LayoutName(LayoutKind k) {
   return k == LayoutKind::kDaily ? "daily" : "original";
 }
@@ -89,7 +95,7 @@ arrow::Result<std::vector<OutputFile>> PartitionDay(
   }
   std::vector<OutputFile> out;
   if (by.empty()) {
-    out.push_back(OutputFile{year_month + "/" + file, table});
+    out.push_back(OutputFile{DayFilePath(day), table});
     return out;
   }
   const std::string dir_key = spec.options ? "underlying" : "symbol";

@@ -45,6 +45,9 @@ struct OutputFile {
   std::shared_ptr<arrow::Table> table;
 };
 
+/// The daily layout's file of `day`: "year=YYYY/month=MM/YYYY-MM-DD.parquet".
+std::string DayFilePath(Date day);
+
 /// Splits a day's sorted lake table into the files of `layout`. Dictionary columns of
 /// each piece are compacted so a per-symbol file does not carry the whole day's
 /// dictionary. An empty table gives one empty file in the daily layout (the day is still

@@ -27,10 +27,19 @@ arrow::Status ParquetOutOptions::Validate() const {
   return arrow::Status::OK();
 }
 
-arrow::Status WriteParquet(
-    const arrow::Table& table, std::shared_ptr<arrow::io::OutputStream> sink,
-    const ParquetOutOptions& options,
-    const std::vector<std::pair<std::string, std::string>>& metadata) {
+struct ParquetStreamWriter::State {
+  std::shared_ptr<arrow::io::OutputStream> sink;
+  std::unique_ptr<parquet::arrow::FileWriter> writer;
+  int64_t row_group_rows = 0;
+};
+
+ParquetStreamWriter::ParquetStreamWriter(std::unique_ptr<State> state)
+    : state_(std::move(state)) {}
+ParquetStreamWriter::~ParquetStreamWriter() = default;
+
+arrow::Result<std::unique_ptr<ParquetStreamWriter>> ParquetStreamWriter::Open(
+    std::shared_ptr<arrow::Schema> schema, std::shared_ptr<arrow::io::OutputStream> sink,
+    const ParquetOutOptions& options) {
   ARROW_RETURN_NOT_OK(options.Validate());
   ARROW_ASSIGN_OR_RAISE(auto codec, ParseCompression(options.compression));
   parquet::WriterProperties::Builder props;
@@ -44,26 +53,49 @@ arrow::Status WriteParquet(
     props.compression_level(options.compression_level);
   std::vector<parquet::SortingColumn> sorting;
   for (const char* name : {"ticker", "window_start"}) {
-    int idx = table.schema()->GetFieldIndex(name);
+    int idx = schema->GetFieldIndex(name);
     if (idx >= 0) sorting.push_back(parquet::SortingColumn{idx, false, false});
   }
   if (!sorting.empty()) props.set_sorting_columns(sorting);
-
   auto arrow_props = parquet::ArrowWriterProperties::Builder()
                          .store_schema()
                          ->set_use_threads(options.use_threads)
                          ->build();
-  ARROW_ASSIGN_OR_RAISE(auto writer, parquet::arrow::FileWriter::Open(
-                                         *table.schema(), arrow::default_memory_pool(),
-                                         sink, props.build(), arrow_props));
-  ARROW_RETURN_NOT_OK(writer->WriteTable(table, options.row_group_rows));
+  auto state = std::make_unique<State>();
+  state->sink = sink;
+  state->row_group_rows = options.row_group_rows;
+  ARROW_ASSIGN_OR_RAISE(state->writer, parquet::arrow::FileWriter::Open(
+                                           *schema, arrow::default_memory_pool(), sink,
+                                           props.build(), arrow_props));
+  return std::unique_ptr<ParquetStreamWriter>(new ParquetStreamWriter(std::move(state)));
+}
+
+arrow::Status ParquetStreamWriter::Write(const arrow::Table& table) {
+  if (table.num_rows() == 0) return arrow::Status::OK();
+  rows_ += table.num_rows();
+  return state_->writer->WriteTable(table, state_->row_group_rows);
+}
+
+arrow::Status ParquetStreamWriter::Close(
+    const std::vector<std::pair<std::string, std::string>>& metadata) {
   if (!metadata.empty()) {
     auto kv = std::make_shared<arrow::KeyValueMetadata>();
     for (const auto& [k, v] : metadata) kv->Append(k, v);
-    ARROW_RETURN_NOT_OK(writer->AddKeyValueMetadata(kv));
+    ARROW_RETURN_NOT_OK(state_->writer->AddKeyValueMetadata(kv));
   }
-  ARROW_RETURN_NOT_OK(writer->Close());
-  return sink->Close();
+  ARROW_RETURN_NOT_OK(state_->writer->Close());
+  return state_->sink->Close();
+}
+
+arrow::Status WriteParquet(
+    const arrow::Table& table, std::shared_ptr<arrow::io::OutputStream> sink,
+    const ParquetOutOptions& options,
+    const std::vector<std::pair<std::string, std::string>>& metadata) {
+  ARROW_ASSIGN_OR_RAISE(auto writer,
+                        ParquetStreamWriter::Open(table.schema(), sink, options));
+  // An empty table gives a valid file with no row groups.
+  ARROW_RETURN_NOT_OK(writer->Write(table));
+  return writer->Close(metadata);
 }
 
 }  // namespace qlake::ingest

@@ -41,6 +41,29 @@ struct ParquetOutOptions {
   arrow::Status Validate() const;
 };
 
+/// A Parquet file written in pieces (streaming ingest): each Write appends row groups of
+/// at most row_group_rows rows; Close adds the key/value metadata and closes the sink.
+/// Deterministic for the same sequence of Write calls. Not thread-safe.
+class ParquetStreamWriter {
+ public:
+  static arrow::Result<std::unique_ptr<ParquetStreamWriter>> Open(
+      std::shared_ptr<arrow::Schema> schema,
+      std::shared_ptr<arrow::io::OutputStream> sink, const ParquetOutOptions& options);
+  ~ParquetStreamWriter();
+  ParquetStreamWriter(const ParquetStreamWriter&) = delete;
+  ParquetStreamWriter& operator=(const ParquetStreamWriter&) = delete;
+
+  arrow::Status Write(const arrow::Table& table);
+  arrow::Status Close(const std::vector<std::pair<std::string, std::string>>& metadata);
+  int64_t rows_written() const { return rows_; }
+
+ private:
+  struct State;
+  explicit ParquetStreamWriter(std::unique_ptr<State> state);
+  std::unique_ptr<State> state_;
+  int64_t rows_ = 0;
+};
+
 /// Writes `table` to `sink` and closes it. Sorting columns are declared only for the
 /// columns named "ticker" and "window_start" when present (callers sort the rows).
 arrow::Status WriteParquet(
