@@ -509,6 +509,16 @@ class AggDayBuilder::Impl {
       bool have_prev = i > 0 || has_emitted_;
       int32_t prev_tid = i > 0 ? ticker_[keep[i - 1]] : prev_out_tid_;
       double prev_close = i > 0 ? close_d_[keep[i - 1]] : prev_out_close_;
+      if ((!have_prev || prev_tid != ticker_[r]) && ctx_.previous_close) {
+        // The ticker's first bar: compare with its close before this file, if known.
+        auto it =
+            ctx_.previous_close->find(tickers_[static_cast<std::size_t>(ticker_[r])]);
+        have_prev = it != ctx_.previous_close->end() && it->second > 0;
+        if (have_prev) {
+          prev_tid = ticker_[r];
+          prev_close = it->second;
+        }
+      }
       if (have_prev && prev_tid == ticker_[r] &&
           std::fabs(close_d_[r] / prev_close - 1.0) > kBigMove) {
         o_flags[i] |= kFlagBigMove;

@@ -104,6 +104,10 @@ struct DayContext {
   /// Keep only these tickers (options: these underlyings); empty = all. Other rows count
   /// as filtered.
   std::vector<std::string> symbols;
+  /// Close of each ticker's last bar before this file (for day bars: the previous trading
+  /// day's committed close), so a move > 50 % on a ticker's first bar is flagged too.
+  /// Null or missing tickers: the first bar is not compared.
+  std::shared_ptr<const std::unordered_map<std::string, double>> previous_close;
 };
 
 struct DayCounts {

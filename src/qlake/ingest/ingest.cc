@@ -5,10 +5,13 @@
 #include <filesystem>
 #include <mutex>
 #include <thread>
+#include <unordered_map>
 
+#include <arrow/array.h>
 #include <arrow/filesystem/filesystem.h>
 #include <arrow/io/interfaces.h>
 #include <fmt/format.h>
+#include <parquet/arrow/reader.h>
 #include <spdlog/spdlog.h>
 #include <nlohmann/json.hpp>
 
@@ -64,6 +67,67 @@ nlohmann::json ValidationSummary(const DayCounts& c) {
   return {{"rejected", rejected}, {"flagged_big_move", c.flagged}};
 }
 
+using CloseMap = std::unordered_map<std::string, double>;
+
+// Adds (ticker, close) of every row of a lake table to `out`.
+arrow::Status CollectCloses(const arrow::Table& t, CloseMap* out) {
+  ARROW_ASSIGN_OR_RAISE(auto batch, t.CombineChunksToBatch());
+  auto tickers = batch->GetColumnByName("ticker");
+  auto closes =
+      std::dynamic_pointer_cast<arrow::FloatArray>(batch->GetColumnByName("close"));
+  auto dict = std::dynamic_pointer_cast<arrow::DictionaryArray>(tickers);
+  if (!dict || !closes) return arrow::Status::Invalid("lake table without ticker/close");
+  auto values = std::static_pointer_cast<arrow::StringArray>(dict->dictionary());
+  for (int64_t i = 0; i < batch->num_rows(); ++i) {
+    (*out)[std::string(values->GetView(dict->GetValueIndex(i)))] = closes->Value(i);
+  }
+  return arrow::Status::OK();
+}
+
+// Day bars: the closes of the previous trading day, so a ticker's (only) bar can be
+// checked for a > 50 % move. Taken from the source's previous file when it is there (the
+// result then depends only on the source, whatever order days are ingested in), else
+// from the lake's commit of that day, else none.
+arrow::Result<std::shared_ptr<const CloseMap>> PreviousCloses(
+    const catalog::DatasetSpec& spec, const catalog::Session& session, const Source& src,
+    lake::Lake& lake) {
+  auto prev_or = catalog::NyseCalendar::Get().PreviousTradingDay(session.date);
+  if (!prev_or.ok()) return nullptr;  // before the calendar's range
+  ARROW_ASSIGN_OR_RAISE(auto prev, catalog::NyseCalendar::Get().SessionOn(*prev_or));
+  if (!prev) return nullptr;
+  auto closes = std::make_shared<CloseMap>();
+  const std::string path = src.root + "/" + catalog::KeyFor(spec, prev->date);
+  auto info = src.fs->GetFileInfo(path);
+  if (info.ok() && info->type() == arrow::fs::FileType::File) {
+    ARROW_ASSIGN_OR_RAISE(auto raw, src.fs->OpenInputStream(*info));
+    GzipStreamOptions gz_opts;
+    gz_opts.source_name = path;
+    ARROW_ASSIGN_OR_RAISE(auto gz, GzipInputStream::Make(raw, gz_opts));
+    DayContext ctx;
+    ctx.spec = &spec;
+    ctx.session = *prev;
+    ctx.source = path;
+    auto day = ReadAggDay(gz, ctx, AggReaderOptions{});
+    if (day.ok()) {
+      ARROW_RETURN_NOT_OK(CollectCloses(*day->table, closes.get()));
+      return closes;
+    }
+    spdlog::debug("previous day {} unreadable for the big-move check: {}", path,
+                  day.status().message());
+  }
+  ARROW_ASSIGN_OR_RAISE(auto record, lake.GetCommit(spec.name, prev->date));
+  if (!record) return nullptr;
+  for (const auto& f : record->files) {
+    ARROW_ASSIGN_OR_RAISE(auto file, lake.filesystem()->OpenInputFile(lake.PathOf(
+                                         std::string(spec.name) + "/" + f.path)));
+    ARROW_ASSIGN_OR_RAISE(auto reader,
+                          parquet::arrow::OpenFile(file, arrow::default_memory_pool()));
+    ARROW_ASSIGN_OR_RAISE(auto table, reader->ReadTable());
+    ARROW_RETURN_NOT_OK(CollectCloses(*table, closes.get()));
+  }
+  return closes;
+}
+
 arrow::Status IngestDay(const IngestOptions& o, const catalog::DatasetSpec& spec,
                         const catalog::Session& session, const Source& src,
                         lake::Lake& lake, DayReport* report) {
@@ -82,6 +146,9 @@ arrow::Status IngestDay(const IngestOptions& o, const catalog::DatasetSpec& spec
   ctx.session = session;
   ctx.source = path;
   ctx.symbols = o.symbols;
+  if (spec.granularity == catalog::Granularity::kDay) {
+    ARROW_ASSIGN_OR_RAISE(ctx.previous_close, PreviousCloses(spec, session, src, lake));
+  }
   lake::SourceVersion version;
   version.key = report->key;
   version.size = info->size();
