@@ -7,6 +7,7 @@
 #include <string>
 #include <vector>
 
+#include <arrow/filesystem/s3fs.h>
 #include <CLI/CLI.hpp>
 
 #include "command.h"
@@ -143,4 +144,13 @@ int Run(int argc, char** argv) {
 }  // namespace
 }  // namespace qlake::cli
 
-int main(int argc, char** argv) { return qlake::cli::Run(argc, argv); }
+int main(int argc, char** argv) {
+  int code = qlake::cli::Run(argc, argv);
+  // An s3:// source or lake initializes Arrow's S3 subsystem on first use; it must be
+  // shut down explicitly after every S3 object is gone, never from an atexit handler
+  // (shared/docs/arrow-cpp.md section 1.6). A no-op when S3 was not used.
+  if (auto st = arrow::fs::EnsureS3Finalized(); !st.ok()) {
+    std::fprintf(stderr, "qlake: warning: %s\n", st.ToString().c_str());
+  }
+  return code;
+}

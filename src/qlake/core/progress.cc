@@ -83,6 +83,10 @@ void ProgressReporter::Finish() {
   std::lock_guard lock(emit_mu_);
   if (finished_.exchange(true, std::memory_order_acq_rel)) return;
   if (options_.quiet) return;
+  // Work that never started (e.g. the command failed before its first unit) gets no
+  // "done" line.
+  const ProgressSnapshot s = SnapshotAt(NowNs());
+  if (s.units == 0 && s.bytes == 0 && s.total_units == 0 && s.total_bytes == 0) return;
   Emit(NowNs(), /*final=*/true);
 }
 

@@ -245,3 +245,25 @@ TEST(ProgressTest, ConcurrentAddsAreAllCounted) {
 
 }  // namespace
 }  // namespace qlake
+
+namespace qlake {
+namespace {
+
+TEST(ProgressTest, WorkThatNeverStartedPrintsNoDoneLine) {
+  std::vector<std::string> logged;
+  ProgressOptions o;
+  o.tty = false;
+  o.log = [&](const std::string& line) { logged.push_back(line); };
+  {
+    ProgressReporter p(o);
+    p.Finish();
+  }
+  EXPECT_TRUE(logged.empty());
+  ProgressReporter started(o);
+  started.SetTotals(3);
+  started.Finish();
+  EXPECT_EQ(logged.size(), 1u);
+}
+
+}  // namespace
+}  // namespace qlake
