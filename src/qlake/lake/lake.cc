@@ -775,6 +775,7 @@ arrow::Result<RecoveryReport> Lake::RecoverDay(std::string_view dataset_view, Da
 arrow::Result<RecoveryReport> Lake::RecoverDayUnlocked(const std::string& dataset,
                                                        Date day) {
   RecoveryReport report;
+  ARROW_RETURN_NOT_OK(RemoveDayTempFiles(dataset, day, &report));
   const std::string day_dir = PathOf(StagingDayDir(dataset, day));
   fs::FileSelector selector;
   selector.base_dir = day_dir;
@@ -889,6 +890,40 @@ arrow::Result<RecoveryReport> Lake::Recover(std::string_view dataset_view) {
   ARROW_RETURN_NOT_OK(first_error);
   ARROW_RETURN_NOT_OK(AdvanceWatermark(dataset, std::nullopt).status());
   return report;
+}
+
+// Leftovers of interrupted atomic writes that only this day's commit could have made (its
+// commit record's temp files: the day is held, so no live writer owns them), plus
+// watermark temp files old enough that no live writer can still own them (a watermark
+// write takes milliseconds). Per-day recovery runs at every BeginDay, so `qlake ingest`
+// cleans these up without the whole-dataset Recover, which is only safe for a single
+// writer.
+arrow::Status Lake::RemoveDayTempFiles(const std::string& dataset, Date day,
+                                       RecoveryReport* report) {
+  constexpr auto kStaleAfter = std::chrono::minutes(10);
+  const std::string record_prefix = FormatDate(day) + ".json" + std::string(kTempMarker);
+  const std::string watermark_prefix = "watermark.json";
+  fs::FileSelector meta;
+  meta.base_dir = PathOf(MetaDir(dataset));
+  meta.allow_not_found = true;
+  meta.recursive = true;
+  ARROW_ASSIGN_OR_RAISE(auto files, fs_->GetFileInfo(meta));
+  const auto now = std::chrono::system_clock::now();
+  for (const auto& f : files) {
+    if (f.type() != fs::FileType::File) continue;
+    std::string_view name = BaseName(f.path());
+    if (name.find(kTempMarker) == std::string_view::npos) continue;
+    bool mine = name.starts_with(record_prefix);
+    bool stale_watermark =
+        name.starts_with(watermark_prefix) && f.mtime() != fs::kNoTime &&
+        now - std::chrono::time_point_cast<std::chrono::system_clock::duration>(
+                  f.mtime()) >
+            kStaleAfter;
+    if (!mine && !stale_watermark) continue;
+    ARROW_RETURN_NOT_OK(DeleteFileIfExists(*fs_, f.path()));
+    ++report->temp_files_removed;
+  }
+  return arrow::Status::OK();
 }
 
 arrow::Result<RecoveryReport> Lake::RecoverAll() {

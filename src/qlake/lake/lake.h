@@ -316,6 +316,8 @@ class Lake : public std::enable_shared_from_this<Lake> {
   arrow::Status DropDay(const IntentRecord& intent, const std::string& txn_dir,
                         const std::string& why);
   arrow::Result<RecoveryReport> RecoverDayUnlocked(const std::string& dataset, Date day);
+  arrow::Status RemoveDayTempFiles(const std::string& dataset, Date day,
+                                   RecoveryReport* report);
   void AppendHistory(const CommitRecord& record);
   arrow::Status SyncDirIfEnabled(const std::string& path);
 

@@ -454,6 +454,28 @@ TEST_P(LakeTest, RecoveryRemovesTempFilesOfInterruptedRecordWrites) {
   ExpectLakeConsistent(*lake_, kDs);
 }
 
+TEST_P(LakeTest, BeginDayRemovesItsOwnRecordTempFilesButNotOtherDays) {
+  // A kill during the record write leaves "<day>.json.tmp-*"; the next transaction of
+  // that day (all that `qlake ingest` runs) must remove it, and leave other days' alone.
+  QLAKE_ASSERT_OK(CommitFiles(*lake_, kDs, D("2025-01-03"), {kMain}));
+  const std::string mine = P("_qlake/stocks_minute/commits/2025-01-06.json.tmp-00ff");
+  const std::string other = P("_qlake/stocks_minute/commits/2025-01-07.json.tmp-00ff");
+  const std::string fresh_wm = P("_qlake/stocks_minute/watermark.json.tmp-00ff");
+  QLAKE_ASSERT_OK(WriteAll(*base_fs_, mine, "{"));
+  QLAKE_ASSERT_OK(WriteAll(*base_fs_, other, "{"));
+  QLAKE_ASSERT_OK(WriteAll(*base_fs_, fresh_wm, "{"));
+  QLAKE_ASSERT_OK(lake_->BeginDay(kDs, D("2025-01-06")).status());
+  auto exists = [&](const std::string& p) {
+    auto info = base_fs_->GetFileInfo(p);
+    return info.ok() && info->type() == arrow::fs::FileType::File;
+  };
+  EXPECT_FALSE(exists(mine));
+  EXPECT_TRUE(exists(other));
+  if (GetParam() == Backend::kLocal) {  // MockFileSystem stamps files with a fixed time
+    EXPECT_TRUE(exists(fresh_wm));      // may belong to a live writer
+  }
+}
+
 TEST_P(LakeTest, ADamagedIntentIsLeftForAHuman) {
   const std::string txn_dir =
       P("_staging/stocks_minute/2025-01-03/20250103T000000.000Z-1-x");
