@@ -104,11 +104,13 @@ def assert_committed_days_consistent(lake: Path, allowed: list[dict]):
 
 
 def record_temp_files(paths) -> list[str]:
-    """Temp files of interrupted atomic writes of records and watermarks
-    (`_qlake/<ds>/commits/<day>.json.tmp-<hex>`, `watermark.json.tmp-<hex>`). qlake bug:
-    `qlake ingest` never removes them (test_rerun_removes_temp_files_of_an_interrupted_-
-    record_write, xfail); the random trials tolerate and count them until that is fixed."""
-    return [p for p in paths if p.startswith("_qlake/") and ".tmp-" in Path(p).name]
+    """Temp files of interrupted watermark writes (`_qlake/<ds>/watermark.json.tmp-<hex>`).
+    The next transaction removes them only once they are older than 10 minutes (a younger
+    one may belong to a live writer in another process), so a rerun right after a kill may
+    still see one: tolerated and counted. Torn commit-record temp files are removed by the
+    next transaction of their day and are not tolerated."""
+    return [p for p in paths
+            if p.startswith("_qlake/") and Path(p).name.startswith("watermark.json.tmp-")]
 
 
 def assert_lake_equals(reference: Path, lake: Path) -> int:
@@ -206,12 +208,6 @@ def test_sigkill_at_random_moments_then_rerun_gives_the_uninterrupted_lake(
     assert killed > 0, summary
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "qlake bug: a SIGKILL between the temp write and the rename of a commit record or "
-    "watermark leaves `_qlake/<ds>/commits/<day>.json.tmp-<hex>` / `watermark.json.tmp-<hex>`; "
-    "`qlake ingest` only runs RecoverDay (via BeginDay), which does not delete them, and "
-    "never Lake::Recover(dataset), which does (docs/lake.md section 3), so reruns leave "
-    "them forever"))
 def test_rerun_removes_temp_files_of_an_interrupted_record_write(setup, tmp_path):
     q, mirror, reference, _, _ = setup
     lake = tmp_path / "lake"
@@ -222,5 +218,11 @@ def test_rerun_removes_temp_files_of_an_interrupted_record_write(setup, tmp_path
             meta / "watermark.json.tmp-00000000deadbeef"]
     for path in torn:
         path.write_text('{"torn')
+    # The watermark's temp file is only removed once no live writer can own it (10 min).
+    an_hour_ago = time.time() - 3600
+    os.utime(torn[1], (an_hour_ago, an_hour_ago))
+    fresh = meta / "watermark.json.tmp-00000000cafef00d"
+    fresh.write_text('{"torn')
     q(*q.ingest_args(mirror, lake))
     assert [p.name for p in torn if p.exists()] == []
+    assert fresh.exists(), "a young watermark temp file may belong to a live writer"

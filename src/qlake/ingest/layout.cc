@@ -115,6 +115,17 @@ arrow::Result<std::vector<OutputFile>> PartitionDay(
       ARROW_ASSIGN_OR_RAISE(piece, arrow::ConcatenateTables(pieces));
     }
     ARROW_ASSIGN_OR_RAISE(piece, CompactDictionaries(piece));
+    // A partition key lives in the directory name only: a column of the same name inside
+    // the file would clash with it in hive-partitioned readers (pyarrow refuses to merge
+    // dictionary<utf8> with the inferred string).
+    for (const char* key : {"underlying", "date"}) {
+      bool in_path = (std::string_view(key) == "underlying" && dir_key == "underlying") ||
+                     (std::string_view(key) == "date" && spec.options && minute);
+      int idx = piece->schema()->GetFieldIndex(key);
+      if (in_path && idx >= 0) {
+        ARROW_ASSIGN_OR_RAISE(piece, piece->RemoveColumn(idx));
+      }
+    }
     std::string dir = (spec.options && minute)
                           ? fmt::format("{}={}/date={}", dir_key, escaped, ymd)
                           : fmt::format("{}={}/{}", dir_key, escaped, year_month);

@@ -17,7 +17,10 @@
 //
 // Tickers and underlyings become directory names only through
 // catalog::EscapePathComponent (reversible, portable; pyarrow's hive partitioning decodes
-// it back). Partition values live in the path; the files hold the lake schema.
+// it back). Partition values live in the path only: in the original layout the options
+// files carry no `underlying` column (and options_minute files no `date` column), which
+// hive-partitioned readers add back from the directory names; all other columns are the
+// lake schema's.
 //
 // Thread safety: pure functions.
 
