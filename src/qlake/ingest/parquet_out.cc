@@ -51,8 +51,8 @@ arrow::Result<std::unique_ptr<ParquetStreamWriter>> ParquetStreamWriter::Open(
       ->created_by("qlake");
   if (codec == arrow::Compression::ZSTD)
     props.compression_level(options.compression_level);
-  // Prices and volumes hardly repeat within a page: dictionary encoding them cost ~25 % of
-  // the ingest time and made zstd files ~20 % larger on a synthetic stocks-minute day
+  // Prices and volumes hardly repeat within a page: dictionary encoding them cost ~25 %
+  // of the ingest time and made zstd files ~20 % larger on a synthetic stocks-minute day
   // (docs/benchmarks.md). Tickers, timestamps, sessions, flags, strikes keep it.
   for (const char* name : {"open", "close", "high", "low", "volume"}) {
     if (schema->GetFieldIndex(name) >= 0) props.disable_dictionary(name);
