@@ -30,9 +30,9 @@ std::vector<ConfigKeySpec> BuildSchema() {
       {"fetch.jobs", T::kInt, "8", "Concurrent S3 downloads (profile: min(8, 4 x cores))",
        1, 256},
       {"fetch.retries", T::kInt, "5", "Attempts per object before giving up", 1, 100},
-      {"ingest.chunk_rows", T::kInt, "1000000",
+      {"ingest.chunk_rows", T::kInt, "250000",
        "Rows held in memory before they are written (streaming); 0 = whole day "
-       "(profile: 1M streaming, 4M batch, 0 parallel)",
+       "(profile: 250K streaming, 500K batch, 0 parallel)",
        0, 1e9},
       {"ingest.compression", T::kEnum, "zstd",
        "Parquet codec (profile: snappy in streaming mode, zstd otherwise)", 0, 0,
@@ -334,12 +334,12 @@ std::vector<std::pair<std::string_view, std::string>> ModeConfigValues(
   switch (mode) {
     case ProcessingMode::kStreaming:
       return {{"ingest.row_group_rows", "50000"},
-              {"ingest.chunk_rows", "1000000"},
+              {"ingest.chunk_rows", "250000"},
               {"ingest.compression", "snappy"},
               {"ingest.parallel_files", "1"}};
     case ProcessingMode::kBatch:
       return {{"ingest.row_group_rows", "100000"},
-              {"ingest.chunk_rows", "4000000"},
+              {"ingest.chunk_rows", "500000"},
               {"ingest.compression", "zstd"},
               {"ingest.parallel_files", "2"}};
     case ProcessingMode::kParallel:

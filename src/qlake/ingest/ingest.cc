@@ -2,8 +2,11 @@
 
 #include <atomic>
 #include <chrono>
+#include <condition_variable>
 #include <filesystem>
+#include <functional>
 #include <mutex>
+#include <optional>
 #include <thread>
 #include <unordered_map>
 
@@ -68,6 +71,65 @@ nlohmann::json ValidationSummary(const DayCounts& c) {
 }
 
 using CloseMap = std::unordered_map<std::string, double>;
+
+// Runs `write` on chunks on its own thread, one chunk in flight: parsing chunk k+1
+// overlaps encoding and writing chunk k, and memory stays at two chunks. The first error
+// of `write` is returned by every later Push and by Finish.
+class ChunkPipeline {
+ public:
+  explicit ChunkPipeline(std::function<arrow::Status(const AggDay&)> write)
+      : write_(std::move(write)), thread_([this] { Run(); }) {}
+  ~ChunkPipeline() { (void)Finish(); }
+  ChunkPipeline(const ChunkPipeline&) = delete;
+  ChunkPipeline& operator=(const ChunkPipeline&) = delete;
+
+  arrow::Status Push(AggDay&& chunk) {
+    std::unique_lock lock(mu_);
+    cv_.wait(lock, [&] { return !slot_ || !status_.ok(); });
+    if (!status_.ok()) return status_;
+    slot_ = std::move(chunk);
+    cv_.notify_all();
+    return arrow::Status::OK();
+  }
+
+  /// Waits for the chunks pushed so far to be written. Idempotent.
+  arrow::Status Finish() {
+    {
+      std::lock_guard lock(mu_);
+      closing_ = true;
+    }
+    cv_.notify_all();
+    if (thread_.joinable()) thread_.join();
+    return status_;
+  }
+
+ private:
+  void Run() {
+    while (true) {
+      std::optional<AggDay> chunk;
+      {
+        std::unique_lock lock(mu_);
+        cv_.wait(lock, [&] { return slot_.has_value() || closing_; });
+        if (!slot_) return;
+        chunk = std::move(slot_);
+        slot_.reset();
+      }
+      arrow::Status st = write_(*chunk);
+      std::lock_guard lock(mu_);
+      if (!st.ok() && status_.ok()) status_ = st;
+      cv_.notify_all();
+      if (!status_.ok()) return;
+    }
+  }
+
+  std::function<arrow::Status(const AggDay&)> write_;
+  std::mutex mu_;
+  std::condition_variable cv_;
+  std::optional<AggDay> slot_;
+  bool closing_ = false;
+  arrow::Status status_;
+  std::thread thread_;  // last: starts after the members it uses
+};
 
 // Adds (ticker, close) of every row of a lake table to `out`.
 arrow::Status CollectCloses(const arrow::Table& t, CloseMap* out) {
@@ -219,18 +281,22 @@ arrow::Status IngestDay(const IngestOptions& o, const catalog::DatasetSpec& spec
       }
       return arrow::Status::OK();
     };
+    // Chunks are encoded and written on a second thread while the next one is parsed.
+    ChunkPipeline pipeline(write_chunk);
     AggReaderOptions ropts = o.reader;
     ropts.on_chunk = [&](AggDay&& c) -> arrow::Status {
       if (c.out_of_order) {
         unsorted = true;
         return arrow::Status::Cancelled("source is not sorted by (ticker, window_start)");
       }
-      return write_chunk(c);
+      return pipeline.Push(std::move(c));
     };
     auto last = ReadAggDay(gz, ctx, ropts);
     if (last.ok() && last->out_of_order) unsorted = true;
+    arrow::Status written = pipeline.Finish();
     if (!unsorted) {
       ARROW_RETURN_NOT_OK(last.status());
+      ARROW_RETURN_NOT_OK(written);
       report->uncompressed_bytes = gz->stats().uncompressed_bytes;
       ARROW_RETURN_NOT_OK(gz->Close());
       ARROW_RETURN_NOT_OK(write_chunk(*last));
