@@ -6,32 +6,11 @@
 #include <map>
 
 #include "qlake/catalog/symbols.h"
+#include "qlake/ingest/parquet_out.h"
 
 namespace qlake::ingest {
 
 namespace {
-
-// Rebuilds dictionary columns of `t` with only the values they use.
-arrow::Result<std::shared_ptr<arrow::Table>> CompactDictionaries(
-    const std::shared_ptr<arrow::Table>& t) {
-  std::vector<std::shared_ptr<arrow::ChunkedArray>> cols;
-  for (int c = 0; c < t->num_columns(); ++c) {
-    auto col = t->column(c);
-    if (col->type()->id() != arrow::Type::DICTIONARY) {
-      cols.push_back(col);
-      continue;
-    }
-    arrow::ArrayVector chunks;
-    for (const auto& chunk : col->chunks()) {
-      ARROW_ASSIGN_OR_RAISE(
-          auto compact, std::static_pointer_cast<arrow::DictionaryArray>(chunk)->Compact(
-                            arrow::default_memory_pool()));
-      chunks.push_back(compact);
-    }
-    cols.push_back(std::make_shared<arrow::ChunkedArray>(chunks, col->type()));
-  }
-  return arrow::Table::Make(t->schema(), cols, t->num_rows());
-}
 
 // Contiguous runs of equal values of a sorted dictionary column: (value, offset, length).
 struct Run {

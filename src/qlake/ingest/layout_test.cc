@@ -114,9 +114,11 @@ TEST(ParquetOutTest, RoundTripsSchemaValuesAndMetadataDeterministically) {
   std::shared_ptr<arrow::Table> back = *read;
   EXPECT_TRUE(back->schema()->field(6)->type()->Equals(
       arrow::timestamp(arrow::TimeUnit::NANO, "America/New_York")));
-  EXPECT_TRUE(back->Equals(*day.table, /*check_metadata=*/false))
+  // Row groups hold only the dictionary values they use: compare with the compacted day.
+  auto expected = *CompactDictionaries(day.table);
+  EXPECT_TRUE(back->Equals(*expected, /*check_metadata=*/false))
       << back->ToString() << "\n"
-      << day.table->ToString();
+      << expected->ToString();
   ParquetOutOptions bad;
   bad.compression = "brotli9";
   EXPECT_FALSE(bad.Validate().ok());

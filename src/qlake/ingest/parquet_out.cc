@@ -1,10 +1,33 @@
 #include "qlake/ingest/parquet_out.h"
 
+#include <arrow/array.h>
+#include <arrow/chunked_array.h>
 #include <arrow/util/key_value_metadata.h>
 #include <parquet/arrow/writer.h>
 #include <parquet/properties.h>
 
 namespace qlake::ingest {
+
+arrow::Result<std::shared_ptr<arrow::Table>> CompactDictionaries(
+    const std::shared_ptr<arrow::Table>& table) {
+  std::vector<std::shared_ptr<arrow::ChunkedArray>> cols;
+  for (int c = 0; c < table->num_columns(); ++c) {
+    auto col = table->column(c);
+    if (col->type()->id() != arrow::Type::DICTIONARY) {
+      cols.push_back(col);
+      continue;
+    }
+    arrow::ArrayVector chunks;
+    for (const auto& chunk : col->chunks()) {
+      ARROW_ASSIGN_OR_RAISE(
+          auto compact, std::static_pointer_cast<arrow::DictionaryArray>(chunk)->Compact(
+                            arrow::default_memory_pool()));
+      chunks.push_back(compact);
+    }
+    cols.push_back(std::make_shared<arrow::ChunkedArray>(chunks, col->type()));
+  }
+  return arrow::Table::Make(table->schema(), cols, table->num_rows());
+}
 
 arrow::Result<arrow::Compression::type> ParseCompression(const std::string& name) {
   if (name == "zstd") return arrow::Compression::ZSTD;
@@ -79,7 +102,15 @@ arrow::Result<std::unique_ptr<ParquetStreamWriter>> ParquetStreamWriter::Open(
 arrow::Status ParquetStreamWriter::Write(const arrow::Table& table) {
   if (table.num_rows() == 0) return arrow::Status::OK();
   rows_ += table.num_rows();
-  return state_->writer->WriteTable(table, state_->row_group_rows);
+  // One row group at a time, each with only the dictionary values it uses: Arrow writes a
+  // sliced dictionary array's whole dictionary into every row group (a 1M-row chunk's
+  // ticker dictionary was repeated in each of its 20 row groups).
+  const int64_t step = state_->row_group_rows;
+  for (int64_t offset = 0; offset < table.num_rows(); offset += step) {
+    ARROW_ASSIGN_OR_RAISE(auto piece, CompactDictionaries(table.Slice(offset, step)));
+    ARROW_RETURN_NOT_OK(state_->writer->WriteTable(*piece, step));
+  }
+  return arrow::Status::OK();
 }
 
 arrow::Status ParquetStreamWriter::Close(

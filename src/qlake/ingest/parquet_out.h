@@ -71,6 +71,11 @@ arrow::Status WriteParquet(
     const ParquetOutOptions& options,
     const std::vector<std::pair<std::string, std::string>>& metadata);
 
+/// Rebuilds the dictionary columns of `table` with only the values its rows use (a slice
+/// of a dictionary array keeps the whole dictionary, and Parquet would store all of it).
+arrow::Result<std::shared_ptr<arrow::Table>> CompactDictionaries(
+    const std::shared_ptr<arrow::Table>& table);
+
 /// Parses a codec name for ParquetOutOptions; Invalid for unknown names.
 arrow::Result<arrow::Compression::type> ParseCompression(const std::string& name);
 
