@@ -462,20 +462,33 @@ TEST(MemoryMonitorTest, BackgroundThreadSeesRealAllocation) {
   EXPECT_GE(m->stats().escalations, 1u);
 
   block.reset();  // a 96 MiB block is its own mmap: freeing it lowers the RSS at once
-  ASSERT_TRUE(wait_for(MemoryTier::kNormal)) << "no return to normal within 60 s";
+#if defined(__SANITIZE_ADDRESS__)
+  // AddressSanitizer keeps freed memory in its quarantine, so the RSS does not drop: the
+  // return to normal is only checked in builds with the real allocator.
+  constexpr bool kFreeLowersRss = false;
+#else
+  constexpr bool kFreeLowersRss = true;
+#endif
+  if (kFreeLowersRss) {
+    ASSERT_TRUE(wait_for(MemoryTier::kNormal)) << "no return to normal within 60 s";
+  }
   m->Stop();
   // The critical event may fire while the block is still being written; by now every
   // page has been touched and VmHWM, read by the sample that saw the RSS drop, holds it.
   const MemoryStats st = m->stats();
   EXPECT_GE(st.peak_rss, base->rss + kBytes * 3 / 4);
-  EXPECT_LT(st.rss, st.peak_rss);
+  if (kFreeLowersRss) {
+    EXPECT_LT(st.rss, st.peak_rss);
+  }
   std::cout << "[ info     ] baseline RSS " << HumanBytes(base->rss) << ", budget "
             << HumanBytes(m->options().budget_bytes) << ", peak RSS "
             << HumanBytes(st.peak_rss) << ", " << st.samples << " samples\n";
   ::testing::Test::RecordProperty("peak_rss_bytes", std::to_string(st.peak_rss));
   std::lock_guard lock(mu);
   EXPECT_THAT(seen, Contains(MemoryTier::kCritical));
-  EXPECT_EQ(seen.back(), MemoryTier::kNormal);
+  if (kFreeLowersRss) {
+    EXPECT_EQ(seen.back(), MemoryTier::kNormal);
+  }
 }
 
 }  // namespace
