@@ -768,13 +768,9 @@ arrow::Result<std::vector<Dataset>> ParseDatasetList(std::string_view list) {
 }
 
 std::string KeyFor(Dataset d, Date date) {
-  // The catalog's table is the one source of key layouts; it lists all four datasets.
-  auto spec = catalog::FindDataset(DatasetName(d));
-  if (spec.ok()) return catalog::KeyFor(**spec, date);
-  const date::year_month_day ymd{date};
-  return fmt::format("{}/{:04d}/{:02d}/{}.csv.gz", DatasetPrefix(d),
-                     static_cast<int>(ymd.year()), static_cast<unsigned>(ymd.month()),
-                     FormatDate(date));
+  // The catalog's table is the one source of key layouts; it lists all four datasets
+  // (synth_test checks that every synth dataset is there with the same prefix).
+  return catalog::KeyFor(*catalog::FindDataset(DatasetName(d)).ValueOrDie(), date);
 }
 
 std::string_view FaultName(Fault f) { return kFaultNames[static_cast<size_t>(f)]; }
