@@ -260,14 +260,27 @@ arrow::Status ValidateDatasetName(std::string_view dataset) {
   auto bad = [&](std::string_view why) {
     return arrow::Status::Invalid("dataset name '", dataset, "' ", why,
                                   "; use 1-64 characters of a-z, 0-9 and '_', starting "
-                                  "with a letter or digit (e.g. stocks_minute)");
+                                  "with a letter or digit (e.g. stocks_minute), or "
+                                  "<group>/<name> for a group such as features/");
   };
-  if (dataset.empty() || dataset.size() > kMaxDatasetName) return bad("has a bad length");
-  for (char c : dataset) {
+  std::string_view name = dataset;
+  if (auto slash = dataset.find('/'); slash != std::string_view::npos) {
+    std::string_view group = dataset.substr(0, slash);
+    bool known = false;
+    for (std::string_view g : kDatasetGroups) known = known || g == group;
+    if (!known) return bad("has a '/' after something other than a dataset group");
+    name = dataset.substr(slash + 1);
+  } else {
+    for (std::string_view g : kDatasetGroups) {
+      if (g == dataset) return bad("is a dataset group's name");
+    }
+  }
+  if (name.empty() || dataset.size() > kMaxDatasetName) return bad("has a bad length");
+  for (char c : name) {
     bool ok = (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '_';
     if (!ok) return bad("has a character other than a-z, 0-9 and '_'");
   }
-  if (dataset.front() == '_') return bad("starts with '_'");
+  if (name.front() == '_') return bad("starts with '_'");
   return arrow::Status::OK();
 }
 

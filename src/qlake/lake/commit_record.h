@@ -136,8 +136,14 @@ std::string SerializeIntentRecord(const IntentRecord& intent);
 arrow::Result<IntentRecord> ParseIntentRecord(std::string_view text,
                                               std::string_view where);
 
+/// Folders that group datasets: "features/stocks_daily" is the dataset "stocks_daily" of
+/// the group "features" (data in <root>/features/stocks_daily/, bookkeeping in
+/// _qlake/features/stocks_daily/). A group's name is not a dataset name itself.
+inline constexpr std::string_view kDatasetGroups[] = {"features"};
+
 /// Dataset names become folder names: 1-64 characters of [a-z0-9_], starting with a
-/// letter or digit (a leading '_' would hide the dataset from readers). Invalid
+/// letter or digit (a leading '_' would hide the dataset from readers), optionally
+/// prefixed by a group of kDatasetGroups and '/' ("features/stocks_daily"). Invalid
 /// otherwise, naming the name.
 arrow::Status ValidateDatasetName(std::string_view dataset);
 

@@ -102,10 +102,11 @@ TEST(IntentRecordTest, RoundTrips) {
 }
 
 TEST(NamesTest, DatasetNames) {
-  for (const char* good : {"stocks_minute", "a", "x1", "1min"}) {
+  for (const char* good : {"stocks_minute", "a", "x1", "1min", "features/stocks_daily"}) {
     QLAKE_EXPECT_OK(ValidateDatasetName(good));
   }
-  for (const char* bad : {"", "_qlake", "Stocks", "a-b", "a/b", "..", "a b"}) {
+  for (const char* bad : {"", "_qlake", "Stocks", "a-b", "a/b", "..", "a b", "features",
+                          "features/", "features/_x", "features/a/b", "x/features"}) {
     auto st = ValidateDatasetName(bad);
     EXPECT_TRUE(st.IsInvalid()) << bad;
   }

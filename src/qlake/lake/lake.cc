@@ -96,6 +96,35 @@ arrow::Status CheckIntent(const IntentRecord& intent, const std::string& dataset
   return arrow::Status::OK();
 }
 
+// Dataset names among the folders `entries` of `dir` (_qlake/ or _staging/): plain
+// dataset folders, plus "<group>/<name>" for the folders inside a dataset group.
+arrow::Result<std::vector<std::string>> DatasetFolders(
+    fs::FileSystem& fs, const std::string& dir,
+    const std::vector<fs::FileInfo>& entries) {
+  std::vector<std::string> names;
+  for (const auto& e : entries) {
+    if (e.type() != fs::FileType::Directory) continue;
+    std::string name(BaseName(e.path()));
+    bool group = false;
+    for (std::string_view g : kDatasetGroups) group = group || g == name;
+    if (!group) {
+      if (ValidateDatasetName(name).ok()) names.push_back(std::move(name));
+      continue;
+    }
+    fs::FileSelector inner;
+    inner.base_dir = dir + "/" + name;
+    inner.allow_not_found = true;
+    ARROW_ASSIGN_OR_RAISE(auto children, fs.GetFileInfo(inner));
+    for (const auto& c : children) {
+      std::string full = name + "/" + std::string(BaseName(c.path()));
+      if (c.type() == fs::FileType::Directory && ValidateDatasetName(full).ok()) {
+        names.push_back(std::move(full));
+      }
+    }
+  }
+  return names;
+}
+
 }  // namespace
 
 // ---------------------------------------------------------------------------------------
@@ -933,12 +962,8 @@ arrow::Result<RecoveryReport> Lake::RecoverAll() {
     selector.base_dir = PathOf(dir);
     selector.allow_not_found = true;
     ARROW_ASSIGN_OR_RAISE(auto entries, fs_->GetFileInfo(selector));
-    for (const auto& e : entries) {
-      std::string name(BaseName(e.path()));
-      if (e.type() == fs::FileType::Directory && ValidateDatasetName(name).ok()) {
-        names.insert(std::move(name));
-      }
-    }
+    ARROW_ASSIGN_OR_RAISE(auto found, DatasetFolders(*fs_, PathOf(dir), entries));
+    names.insert(found.begin(), found.end());
   }
   RecoveryReport report;
   for (const auto& name : names) {
@@ -956,13 +981,7 @@ arrow::Result<std::vector<std::string>> Lake::ListDatasets() {
   selector.base_dir = PathOf(kMetaDir);
   selector.allow_not_found = true;
   ARROW_ASSIGN_OR_RAISE(auto entries, fs_->GetFileInfo(selector));
-  std::vector<std::string> names;
-  for (const auto& e : entries) {
-    std::string name(BaseName(e.path()));
-    if (e.type() == fs::FileType::Directory && ValidateDatasetName(name).ok()) {
-      names.push_back(std::move(name));
-    }
-  }
+  ARROW_ASSIGN_OR_RAISE(auto names, DatasetFolders(*fs_, PathOf(kMetaDir), entries));
   std::sort(names.begin(), names.end());
   return names;
 }

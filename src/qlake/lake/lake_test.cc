@@ -83,6 +83,23 @@ INSTANTIATE_TEST_SUITE_P(Backends, LakeTest,
                            return param_info.param == Backend::kLocal ? "Local" : "Mock";
                          });
 
+TEST_P(LakeTest, GroupedDatasetsLiveInTheirGroupFolder) {
+  const std::string ds = "features/stocks_daily";
+  QLAKE_ASSERT_OK(CommitFiles(*lake_, kDs, D("2025-01-03"), {kMain}).status());
+  QLAKE_ASSERT_OK_AND_ASSIGN(auto rec, CommitFiles(*lake_, ds, D("2025-01-03"), {kMain}));
+  EXPECT_EQ(rec.dataset, ds);
+  QLAKE_ASSERT_OK_AND_ASSIGN(auto content, ReadAll(*base_fs_, P(ds + "/" + kMain.path)));
+  EXPECT_EQ(content, kMain.content);
+  QLAKE_ASSERT_OK_AND_ASSIGN(auto datasets, lake_->ListDatasets());
+  EXPECT_EQ(datasets, (std::vector<std::string>{ds, std::string(kDs)}));
+  QLAKE_ASSERT_OK_AND_ASSIGN(auto days, lake_->ListCommittedDays(ds));
+  EXPECT_EQ(days, std::vector<Date>{D("2025-01-03")});
+  QLAKE_ASSERT_OK_AND_ASSIGN(auto report, lake_->RecoverAll());
+  EXPECT_TRUE(report.empty());
+  QLAKE_EXPECT_OK(lake_->Verify(ds, D("2025-01-03"), VerifyOptions{true}));
+  EXPECT_TRUE(lake_->BeginDay("features", D("2025-01-03")).status().IsInvalid());
+}
+
 TEST_P(LakeTest, CommitThenReadBack) {
   QLAKE_ASSERT_OK_AND_ASSIGN(
       auto rec, CommitFiles(*lake_, kDs, D("2025-01-03"), {kMain, kSymA}, "Q"));
