@@ -45,6 +45,7 @@ std::span<const Command> Commands();
 // One Setup function per cmd_<name>.cc.
 Runner SetupCalendar(CLI::App& app);
 Runner SetupConfig(CLI::App& app);
+Runner SetupFeatures(CLI::App& app);
 Runner SetupIngest(CLI::App& app);
 Runner SetupProfile(CLI::App& app);
 Runner SetupSynth(CLI::App& app);

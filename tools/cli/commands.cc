@@ -7,6 +7,8 @@ constexpr Command kCommands[] = {
     {"synth", "Write deterministic synthetic flat files (a local S3 mirror)", SetupSynth},
     {"ingest", "Validate flat files of a day range and commit them to the Parquet lake",
      SetupIngest},
+    {"features", "Compute feature days (returns, vwap, relative volume, moneyness, ...)",
+     SetupFeatures},
     {"calendar", "List NYSE sessions with open/close times in ET and UTC", SetupCalendar},
     {"profile", "Show the machine profile and the processing mode it selects",
      SetupProfile},

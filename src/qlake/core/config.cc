@@ -27,6 +27,17 @@ constexpr double kGiB = 1024.0 * 1024 * 1024;
 std::vector<ConfigKeySpec> BuildSchema() {
   using T = ConfigType;
   return {
+      {"features.liquid_dollar_volume", T::kDouble, "1000000",
+       "alpha_daily/alpha_minute: a symbol is liquid when its dollar volume of the day "
+       "(close x volume) is at least this",
+       0, 0},
+      {"features.relative_volume_min_periods", T::kInt, "10",
+       "relative_volume is NaN until this many of the window's days (bars) have a bar", 1,
+       250},
+      {"features.relative_volume_window", T::kInt, "20",
+       "relative_volume: trading days (options_minute: bars) averaged", 1, 250},
+      {"features.velocity_bars", T::kInt, "5", "price_velocity: compare with k bars back",
+       1, 1000},
       {"fetch.jobs", T::kInt, "8", "Concurrent S3 downloads (profile: min(8, 4 x cores))",
        1, 256},
       {"fetch.retries", T::kInt, "5", "Attempts per object before giving up", 1, 100},
