@@ -7,6 +7,7 @@
 
 #include <arrow/array.h>
 #include <arrow/io/file.h>
+#include <arrow/scalar.h>
 #include <fmt/format.h>
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
@@ -41,13 +42,19 @@ class FeaturesTest : public ::testing::Test {
 
   // Writes a stocks_daily flat file with the given bars and ingests it.
   void IngestDay(const char* day, const std::vector<Bar>& bars) {
-    int64_t midnight = FromNewYork(*ParseDate(day), 0);
+    std::vector<std::pair<Bar, int>> at;
+    for (const auto& b : bars) at.push_back({b, 0});
+    IngestBars("stocks_daily", day, at);
+  }
+  // Bars at New York minutes of the day (0 = midnight, the day bars' stamp).
+  void IngestBars(const char* dataset, const char* day,
+                  const std::vector<std::pair<Bar, int>>& bars) {
     std::string csv = "ticker,volume,open,close,high,low,window_start,transactions\n";
-    for (const auto& b : bars) {
+    for (const auto& [b, minute] : bars) {
       csv += fmt::format("{},{},{},{},{},{},{},1\n", b.ticker, b.volume, b.open, b.close,
-                         b.high, b.low, midnight);
+                         b.high, b.low, FromNewYork(*ParseDate(day), minute));
     }
-    const auto& spec = **catalog::FindDataset("stocks_daily");
+    const auto& spec = **catalog::FindDataset(dataset);
     fs::path p = root_ / "mirror" / catalog::KeyFor(spec, *ParseDate(day));
     fs::create_directories(p.parent_path());
     gzFile f = gzopen(p.c_str(), "wb");
@@ -56,7 +63,7 @@ class FeaturesTest : public ::testing::Test {
               static_cast<int>(csv.size()));
     gzclose(f);
     ingest::IngestOptions o;
-    o.dataset = "stocks_daily";
+    o.dataset = dataset;
     o.from = o.to = *ParseDate(day);
     o.source = (root_ / "mirror").string();
     o.lake = (root_ / "lake").string();
@@ -77,6 +84,31 @@ class FeaturesTest : public ::testing::Test {
     o.params.relative_volume_min_periods = 1;
     o.params.liquid_dollar_volume = 1000;
     return o;
+  }
+
+  // Values of one feature column of a day, in row order, as double (null -> NaN).
+  std::vector<double> Values(const char* set, const char* day, const char* column) {
+    std::string ymd(day);
+    fs::path p = root_ / "lake" / "features" / set /
+                 fmt::format("year={}/month={}/{}.parquet", ymd.substr(0, 4),
+                             ymd.substr(5, 2), ymd);
+    auto file = *arrow::io::ReadableFile::Open(p.string());
+    auto reader = *parquet::arrow::OpenFile(file, arrow::default_memory_pool());
+    auto t = *reader->ReadTable();
+    auto batch = *t->CombineChunksToBatch();
+    auto col = batch->GetColumnByName(column);
+    std::vector<double> out;
+    for (int64_t i = 0; i < col->length(); ++i) {
+      auto scalar = *col->GetScalar(i);
+      if (!scalar->is_valid) {
+        out.push_back(std::nan(""));
+      } else if (col->type()->id() == arrow::Type::INT32) {
+        out.push_back(std::static_pointer_cast<arrow::Int32Scalar>(scalar)->value);
+      } else {
+        out.push_back(std::static_pointer_cast<arrow::DoubleScalar>(scalar)->value);
+      }
+    }
+    return out;
   }
 
   // (ticker -> column value) of one feature day.
@@ -174,6 +206,72 @@ TEST_F(FeaturesTest, DailyFeaturesLookBackAcrossDaysAndRecomputeDependents) {
   EXPECT_EQ(rec->rows.written, 2);
   EXPECT_TRUE(rec->validation["inputs"].contains("stocks_daily/2024-01-03"));
   EXPECT_TRUE(rec->validation["inputs"]["stocks_minute/2024-01-04"].is_null());
+}
+
+TEST_F(FeaturesTest, MinuteFeaturesAreTimeAwareWithinTheDay) {
+  const int open = 9 * 60 + 30;
+  std::vector<std::pair<Bar, int>> bars;
+  // AAA: 6 bars with gaps; dollar volume >= $1000 (liquid). BBB: illiquid, 2 bars.
+  const int minutes[] = {0, 1, 5, 6, 10, 30};
+  const double closes[] = {10, 11, 12, 11, 13, 15};
+  for (int k = 0; k < 6; ++k) {
+    bars.push_back(
+        {{"AAA", closes[k], closes[k], closes[k], closes[k], 100}, open + minutes[k]});
+  }
+  bars.push_back({{"BBB", 2, 2, 2, 2, 1}, open + 1});
+  bars.push_back({{"BBB", 3, 3, 3, 3, 1}, open + 5});
+  IngestBars("stocks_minute", "2024-11-29", bars);
+  auto o = Options("2024-11-29", "2024-11-29");
+  o.set = FeatureSet::kStocksMinute;
+  auto report = ComputeFeatures(o);
+  ASSERT_TRUE(report.ok());
+  ASSERT_EQ(report->days.at(0).action, "computed") << report->days[0].status;
+  auto ret = Values("stocks_minute", "2024-11-29", "minute_return");
+  ASSERT_EQ(ret.size(), 8u);
+  EXPECT_TRUE(std::isnan(ret[0]));
+  EXPECT_DOUBLE_EQ(ret[2], 12.0 / 11.0 - 1);  // previous bar 4 minutes earlier
+  EXPECT_TRUE(std::isnan(ret[6]));            // BBB's first bar
+  auto vel = Values("stocks_minute", "2024-11-29", "price_velocity");
+  for (int k = 0; k < 5; ++k) EXPECT_TRUE(std::isnan(vel[k])) << k;
+  EXPECT_DOUBLE_EQ(vel[5], (15.0 - 10.0) / 30.0);  // 5 bars back, 30 minutes elapsed
+  auto alpha = Values("stocks_minute", "2024-11-29", "alpha_minute");
+  // At 09:35 the only liquid return is AAA's: its alpha is 0, BBB's is measured against
+  // it.
+  EXPECT_NEAR(alpha[2], 0, 1e-12);
+  EXPECT_NEAR(alpha[7], std::log(3.0 / 2.0) - std::log(12.0 / 11.0), 1e-12);
+}
+
+TEST_F(FeaturesTest, OptionsUseTheUnderlyingBarAndTheCalendar) {
+  IngestDay("2024-11-27", {{"SPY", 600, 600, 601, 599, 1000}});
+  std::vector<std::pair<Bar, int>> opts = {
+      {{"O:SPY241129C00500000", 100, 101, 101, 100, 10},
+       0},                                             // expires Fri after Thanksgiving
+      {{"O:SPY241127P00750000", 1, 1, 1, 1, 10}, 0},   // expires today
+      {{"O:QQQ241129C00500000", 1, 1, 1, 1, 10}, 0}};  // no QQQ stock bar
+  IngestBars("options_daily", "2024-11-27", opts);
+  auto o = Options("2024-11-27", "2024-11-27");
+  o.set = FeatureSet::kOptionsDaily;
+  auto report = ComputeFeatures(o);
+  ASSERT_TRUE(report.ok());
+  ASSERT_EQ(report->days.at(0).action, "computed") << report->days[0].status;
+  // Rows sorted by ticker: QQQ, SPY 1127 P, SPY 1129 C.
+  auto m = Values("options_daily", "2024-11-27", "moneyness");
+  EXPECT_TRUE(std::isnan(m[0]));
+  EXPECT_DOUBLE_EQ(m[1], 600.0 / 750.0);
+  EXPECT_DOUBLE_EQ(m[2], 600.0 / 500.0);
+  EXPECT_EQ(Values("options_daily", "2024-11-27", "days_to_expiry"),
+            (std::vector<double>{2, 0, 2}));
+  // Thanksgiving (11-28) is no session: one session to Friday.
+  EXPECT_EQ(Values("options_daily", "2024-11-27", "trading_days_to_expiry"),
+            (std::vector<double>{1, 0, 1}));
+  auto spread = Values("options_daily", "2024-11-27", "bid_ask_spread");
+  for (double v : spread) EXPECT_TRUE(std::isnan(v));
+  auto lake = *lake::Lake::Open((root_ / "lake").string());
+  auto rec = *lake->GetCommit("features/options_daily", *ParseDate("2024-11-27"));
+  ASSERT_TRUE(rec.has_value());
+  EXPECT_EQ(rec->validation["underlying_missing_rows"], 1);
+  EXPECT_THAT(rec->validation["nan_reasons"]["bid_ask_spread"].get<std::string>(),
+              ::testing::HasSubstr("quotes"));
 }
 
 TEST_F(FeaturesTest, MissingRawDayFailsThatDayOnly) {
