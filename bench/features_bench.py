@@ -10,11 +10,12 @@ Two workloads on a lake built from synthetic flat files (`qlake synth` + `qlake 
           minute lake has the day, else the typical price), relative_volume (previous 20
           sessions, >= 10 with a bar)
 
-Each side reads the lake's Parquet, computes the features and writes Parquet (qlake: one
+Both sides get the same threads (--threads: DuckDB's `threads`, qlake's --parallel, which
+splits the days into contiguous chunks). Each side reads the lake's Parquet, computes the features and writes Parquet (qlake: one
 committed file per day in features/<set>; DuckDB: one COPY ... TO file, zstd). DuckDB uses
 window functions over a sessions table (previous *session*, not previous row, so gaps are
 handled the same way). Every case runs in its own process under /usr/bin/time (wall seconds,
-peak RSS); medians of --runs runs, cases interleaved. The two outputs are compared (row count
+CPU seconds, peak RSS); medians of --runs runs, cases interleaved. The two outputs are compared (row count
 and non-NaN counts per feature) so the ratio is for the same work.
 
   .venv/bin/python bench/features_bench.py [--scale 1] [--minute-date 2024-03-13]
@@ -123,15 +124,15 @@ def sh(args, **kw):
                           **kw)
 
 
-def timed(args) -> tuple[float, int, str]:
-    """(wall seconds, peak RSS bytes, stdout) of one process."""
-    p = subprocess.run([GNU_TIME, "-f", "QLAKE_TIME %e %M", *map(str, args)],
+def timed(args) -> tuple[float, int, float]:
+    """(wall seconds, peak RSS bytes, CPU seconds user + sys) of one process."""
+    p = subprocess.run([GNU_TIME, "-f", "QLAKE_TIME %e %M %U %S", *map(str, args)],
                        capture_output=True, text=True)
     if p.returncode != 0:
         raise RuntimeError(f"{args[0]} failed:\n{p.stdout}\n{p.stderr[-3000:]}")
     line = [x for x in p.stderr.splitlines() if x.startswith("QLAKE_TIME")][-1]
-    _, wall, kb = line.split()
-    return float(wall), int(kb) * 1024, p.stdout
+    _, wall, kb, user, system = line.split()
+    return float(wall), int(kb) * 1024, float(user) + float(system)
 
 
 def parquet_stats(path: Path, columns) -> dict:
@@ -154,7 +155,7 @@ def main() -> int:
     ap.add_argument("--year", default="2024")
     ap.add_argument("--runs", type=int, default=3)
     ap.add_argument("--threads", type=int, default=os.cpu_count() or 1,
-                    help="DuckDB threads (qlake features is single-threaded per run)")
+                    help="threads of both: DuckDB's threads, qlake's --parallel")
     ap.add_argument("--keep", help="mirror + lake folder to reuse between runs")
     ap.add_argument("--json-out")
     a = ap.parse_args()
@@ -190,12 +191,13 @@ def main() -> int:
 
     cases = {
         "minute/qlake": [q, "features", "--dataset", "stocks_minute", "--date", a.minute_date,
-                         "--lake", lake, "--force", "-q"],
+                         "--lake", lake, "--force", "-q", "--parallel", a.threads],
         "minute/duckdb": [sys.executable, "-c", DUCK_SCRIPT,
                           MINUTE_SQL.format(day_file=minute_file, k=5, liquid=1e6,
                                             out=duck_out), a.threads],
         "daily/qlake": [q, "features", "--dataset", "stocks_daily", "--from", frm, "--to", to,
-                        "--lake", lake, "--force", "--no-dependents", "-q"],
+                        "--lake", lake, "--force", "--no-dependents", "-q", "--parallel",
+                        a.threads],
         "daily/duckdb": [sys.executable, "-c", DUCK_SCRIPT,
                          DAILY_SQL.format(sessions=sessions, lake=lake, window=20,
                                           min_periods=10, liquid=1e6, out=duck_out),
@@ -205,18 +207,17 @@ def main() -> int:
     results = {k: [] for k in cases}
     for _ in range(a.runs):
         for name, args in cases.items():
-            wall, rss, _ = timed(args)
-            results[name].append((wall, rss))
+            results[name].append(timed(args))
 
     # Same work: compare the outputs' row and non-NaN counts.
     checks = {}
     sh(cases["minute/qlake"])
-    sh(cases["minute/duckdb"][:-1] + [a.threads])
+    sh(cases["minute/duckdb"])
     mcols = ["minute_return", "price_velocity", "alpha_minute"]
     checks["minute"] = (parquet_stats(
         lake / f"features/stocks_minute/year={y}/month={m}/{a.minute_date}.parquet", mcols),
         parquet_stats(duck_out, mcols))
-    sh(cases["daily/duckdb"][:-1] + [a.threads])
+    sh(cases["daily/duckdb"])
     dcols = ["daily_return", "intraday_return", "log_return", "alpha_daily", "price_range",
              "vwap", "relative_volume"]
     checks["daily"] = (parquet_stats(lake / "features" / "stocks_daily", dcols),
@@ -225,17 +226,22 @@ def main() -> int:
     report = {"machine": {"cpus": os.cpu_count(), "platform": platform.platform()},
               "scale": a.scale, "minute_date": a.minute_date, "year": a.year, "runs": a.runs,
               "duckdb_threads": a.threads, "cases": {}, "checks": checks}
-    print(f"{'case':<15} {'rows':>10} {'median s':>9} {'rows/s':>12} {'peak RSS MB':>12}")
+    print(f"{'case':<15} {'rows':>10} {'median s':>9} {'rows/s':>12} {'CPU s':>7} "
+          f"{'peak RSS MB':>12}")
     for name, rs in results.items():
         wall = statistics.median(r[0] for r in rs)
         rss = max(r[1] for r in rs)
+        cpu = statistics.median(r[2] for r in rs)
         n = rows[name.split("/")[0]]
         report["cases"][name] = {"rows": n, "seconds": wall, "rows_per_s": n / wall,
-                                 "peak_rss": rss, "all_seconds": [r[0] for r in rs]}
-        print(f"{name:<15} {n:>10} {wall:>9.3f} {n / wall:>12,.0f} {rss / 1e6:>12.1f}")
+                                 "cpu_seconds": cpu, "peak_rss": rss,
+                                 "all_seconds": [r[0] for r in rs]}
+        print(f"{name:<15} {n:>10} {wall:>9.3f} {n / wall:>12,.0f} {cpu:>7.2f} "
+              f"{rss / 1e6:>12.1f}")
     for w in ("minute", "daily"):
         qk, dk = report["cases"][f"{w}/qlake"], report["cases"][f"{w}/duckdb"]
-        print(f"{w}: DuckDB / qlake time = {dk['seconds'] / qk['seconds']:.2f}x, "
+        print(f"{w}: DuckDB / qlake wall time = {dk['seconds'] / qk['seconds']:.2f}x, "
+              f"CPU time = {dk['cpu_seconds'] / qk['cpu_seconds']:.2f}x, "
               f"peak RSS qlake / DuckDB = {qk['peak_rss'] / dk['peak_rss']:.2f}")
         mine, theirs = checks[w]
         same = mine == theirs

@@ -277,7 +277,7 @@ def test_one_day_at_a_time_equals_the_range(env):
     b = copy_lake(env, "lake_days")
     for ds, days in [("stocks_daily", [s for s in env.sessions if "2024-11-18" <= s <= TO]),
                      ("stocks_minute", MINUTE_DAYS), ("options_minute", OPTION_MINUTE_DAYS)]:
-        env.features(ds, a, "--from", days[0], "--to", days[-1])
+        env.features(ds, a, "--from", days[0], "--to", days[-1], "--parallel", "3")
         for d in days:
             env.features(ds, b, "--date", d)
         fa = sorted((a / "features" / ds).rglob("*.parquet"))

@@ -17,6 +17,7 @@ namespace {
 
 struct FeaturesFlags {
   std::string dataset, date, from, to, lake;
+  int parallel = 0;
   bool force = false;
   bool no_dependents = false;
   bool json = false;
@@ -77,12 +78,19 @@ Runner SetupFeatures(CLI::App& app) {
   app.add_flag("--no-dependents", f->no_dependents,
                "Do not re-check the feature days after the range whose look-back "
                "includes it");
+  app.add_option("--parallel", f->parallel,
+                 "Threads, each a contiguous chunk of days (default: "
+                 "features.parallel_days)");
   app.add_flag("--json", f->json, "Print the report as JSON");
 
   return [f](Context& ctx) -> arrow::Status {
     auto& cfg = ctx.config;
     if (!f->lake.empty()) {
       ARROW_RETURN_NOT_OK(cfg.Set("lake.root", f->lake, ConfigSource::kFlag, "--lake"));
+    }
+    if (f->parallel > 0) {
+      ARROW_RETURN_NOT_OK(cfg.Set("features.parallel_days", std::to_string(f->parallel),
+                                  ConfigSource::kFlag, "--parallel"));
     }
     if (f->date.empty() && f->from.empty()) {
       return arrow::Status::Invalid("give --date D or --from D --to D");
@@ -106,6 +114,9 @@ Runner SetupFeatures(CLI::App& app) {
     ARROW_ASSIGN_OR_RAISE(auto level, cfg.GetInt("ingest.compression_level"));
     o.parquet.compression_level = static_cast<int>(level);
     ARROW_ASSIGN_OR_RAISE(o.parquet.row_group_rows, cfg.GetInt("ingest.row_group_rows"));
+    ARROW_ASSIGN_OR_RAISE(auto parallel, cfg.GetInt("features.parallel_days"));
+    o.parallel_days = static_cast<int>(parallel);
+    o.parquet.use_threads = o.parallel_days == 1;
     ARROW_ASSIGN_OR_RAISE(auto report, features::ComputeFeatures(o));
     if (f->json) {
       PrintJson(report);

@@ -31,6 +31,8 @@ std::vector<ConfigKeySpec> BuildSchema() {
        "alpha_daily/alpha_minute: a symbol is liquid when its dollar volume of the day "
        "(close x volume) is at least this",
        0, 0},
+      {"features.parallel_days", T::kInt, "2",
+       "qlake features: threads, each computing a contiguous chunk of the days", 1, 256},
       {"features.relative_volume_min_periods", T::kInt, "10",
        "relative_volume is NaN until this many of the window's days (bars) have a bar", 1,
        250},

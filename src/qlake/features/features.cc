@@ -9,6 +9,7 @@
 #include <memory>
 #include <numeric>
 #include <optional>
+#include <thread>
 #include <unordered_map>
 #include <utility>
 
@@ -350,13 +351,17 @@ class Run {
   Run(const FeatureOptions& o, std::shared_ptr<lake::Lake> lake)
       : o_(o), lake_(std::move(lake)), raw_(FeatureSetName(o.set)) {}
 
-  arrow::Result<FeatureReport> Execute();
-
- private:
   struct Target {
     Date day;
     bool dependent;
   };
+  /// The trading days of the range, then the committed feature days after it whose
+  /// look-back includes it (dependents).
+  arrow::Result<std::vector<Target>> Targets();
+  /// Computes (or skips) `targets` in order; per-day results go to out->days.
+  void Process(std::span<const Target> targets, FeatureReport* out);
+
+ private:
   using Record = std::optional<lake::CommitRecord>;
 
   arrow::Result<const Record*> Commit(const std::string& dataset, Date day);
@@ -846,9 +851,8 @@ arrow::Status Run::ComputeDay(Date day, FeatureDayReport* report) {
   return arrow::Status::OK();
 }
 
-arrow::Result<FeatureReport> Run::Execute() {
-  FeatureReport report;
-  report.dataset = FeatureDatasetName(o_.set);
+arrow::Result<std::vector<Run::Target>> Run::Targets() {
+  const std::string dataset = FeatureDatasetName(o_.set);
   const auto& cal = catalog::NyseCalendar::Get();
   ARROW_ASSIGN_OR_RAISE(auto sessions, cal.Sessions(o_.from, o_.to));
   std::vector<Target> targets;
@@ -860,12 +864,17 @@ arrow::Result<FeatureReport> Run::Execute() {
       auto next = cal.NextTradingDay(d);
       if (!next.ok()) break;
       d = *next;
-      ARROW_ASSIGN_OR_RAISE(const Record* fr, Commit(report.dataset, d));
+      ARROW_ASSIGN_OR_RAISE(const Record* fr, Commit(dataset, d));
       if (*fr) targets.push_back({d, true});
     }
   }
+  return targets;
+}
+
+void Run::Process(std::span<const Target> targets, FeatureReport* out) {
+  FeatureReport& report = *out;
+  report.dataset = FeatureDatasetName(o_.set);
   const nlohmann::json params = Params();
-  auto t0 = std::chrono::steady_clock::now();
   for (const auto& target : targets) {
     FeatureDayReport r;
     r.day = target.day;
@@ -908,9 +917,6 @@ arrow::Result<FeatureReport> Run::Execute() {
     }
   }
   report.input_rows = input_rows_;
-  report.seconds =
-      std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-  return report;
 }
 
 }  // namespace
@@ -982,6 +988,9 @@ arrow::Status FeatureOptions::Validate() const {
                                   FormatDate(to));
   }
   if (lake.empty()) return arrow::Status::Invalid("no lake given (--lake DIR|URI)");
+  if (parallel_days < 1 || parallel_days > 256) {
+    return arrow::Status::Invalid("parallel days must be 1..256, got ", parallel_days);
+  }
   ARROW_RETURN_NOT_OK(params.Validate());
   return parquet.Validate();
 }
@@ -1016,8 +1025,43 @@ arrow::Result<FeatureReport> ComputeFeatures(const FeatureOptions& options) {
     return lake.status().WithMessage("cannot open the lake '", options.lake,
                                      "': ", lake.status().message());
   }
-  Run run(options, *lake);
-  return run.Execute();
+  auto t0 = std::chrono::steady_clock::now();
+  FeatureOptions o = options;
+  // Arrow can deadlock when parallel writers share its CPU pool (arrow-cpp.md 3.3).
+  if (o.parallel_days > 1) o.parquet.use_threads = false;
+  Run planner(o, *lake);
+  ARROW_ASSIGN_OR_RAISE(auto targets, planner.Targets());
+  // Contiguous chunks of days, one Run (own look-back cache) per thread: a chunk re-reads
+  // one look-back, and the output does not depend on the split.
+  const size_t threads = std::max<size_t>(
+      1, std::min<size_t>(static_cast<size_t>(o.parallel_days), targets.size()));
+  std::vector<FeatureReport> parts(threads);
+  std::vector<std::thread> workers;
+  const size_t per = (targets.size() + threads - 1) / threads;
+  for (size_t t = 0; t < threads; ++t) {
+    const size_t begin = std::min(targets.size(), t * per);
+    const size_t end = std::min(targets.size(), begin + per);
+    auto work = [&, begin, end, t] {
+      Run run(o, *lake);
+      run.Process(std::span<const Run::Target>(targets).subspan(begin, end - begin),
+                  &parts[t]);
+    };
+    if (t + 1 == threads) {
+      work();
+    } else {
+      workers.emplace_back(work);
+    }
+  }
+  for (auto& w : workers) w.join();
+  FeatureReport report;
+  report.dataset = FeatureDatasetName(o.set);
+  for (auto& p : parts) {
+    for (auto& d : p.days) report.days.push_back(std::move(d));
+    report.input_rows += p.input_rows;
+  }
+  report.seconds =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  return report;
 }
 
 }  // namespace qlake::features

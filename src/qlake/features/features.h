@@ -30,6 +30,10 @@
 // range within the look-back, so re-ingesting a raw day and running features for that day
 // refreshes every day whose look-back includes it.
 //
+// Parallelism: a range is split into `parallel_days` contiguous chunks computed on their
+// own threads (Parquet column encoding stays single-threaded then); the files do not
+// depend on the split.
+//
 // Thread safety: ComputeFeatures may run concurrently for different feature datasets; two
 // runs must not write the same feature day at once (the lake refuses within a process).
 
@@ -140,7 +144,13 @@ struct FeatureOptions {
   /// Re-check committed feature days after `to` whose look-back includes the range.
   bool refresh_dependents = true;
   bool fsync = true;
+
+  // Performance
   ingest::ParquetOutOptions parquet;
+  /// Threads, each computing a contiguous chunk of the days (config
+  /// features.parallel_days). Each chunk reads its own look-back; minute sets hold one
+  /// day per thread in memory.
+  int parallel_days = 1;
 
   arrow::Status Validate() const;
 };
