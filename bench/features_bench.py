@@ -44,6 +44,7 @@ DUCK_SCRIPT = r"""
 import sys, time, duckdb
 con = duckdb.connect()
 con.execute("SET threads TO " + sys.argv[2])
+con.execute("SET enable_progress_bar = false")
 t = time.perf_counter()
 con.execute(sys.argv[1])
 print(time.perf_counter() - t)
@@ -135,7 +136,7 @@ def timed(args) -> tuple[float, int, float, float]:
         raise RuntimeError(f"{args[0]} failed:\n{p.stdout}\n{p.stderr[-3000:]}")
     line = [x for x in p.stderr.splitlines() if x.startswith("QLAKE_TIME")][-1]
     _, wall, kb, user, system = line.split()
-    seconds = float(p.stdout.strip()) if args[0] == sys.executable else float(wall)
+    seconds = float(p.stdout.split()[-1]) if args[0] == sys.executable else float(wall)
     return seconds, int(kb) * 1024, float(user) + float(system), float(wall)
 
 
