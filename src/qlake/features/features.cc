@@ -155,6 +155,7 @@ class Names {
     return it == ids_.end() ? -1 : it->second;
   }
   const std::string& Name(int32_t id) const { return names_[static_cast<size_t>(id)]; }
+  size_t size() const { return names_.size(); }
   // OCC root of an option ticker's id (-1 if not an OCC ticker).
   int32_t RootOf(int32_t id) {
     if (roots_.size() <= static_cast<size_t>(id)) roots_.resize(names_.size(), -2);
@@ -322,9 +323,41 @@ void SortRows(RawDay* d, const Names& names) {
 
 // A look-back day of a daily dataset: id -> (close, volume).
 struct LookbackDay {
-  std::unordered_map<int32_t, std::pair<double, double>> bars;
-  int64_t rows = 0;
+  std::vector<int32_t> id;
+  std::vector<double> close, volume;
 };
+
+// For each row of a day (ticker ids `ids`): the mean volume over the look-back days with
+// a bar (NaN below min_periods) and, if prev_close is given, the close of back[0] (t-1).
+// One sequential pass per look-back day, no per-row hashing.
+void LookbackStats(const std::vector<const LookbackDay*>& back,
+                   const std::vector<int32_t>& ids, size_t num_ids, int min_periods,
+                   std::vector<double>* mean, std::vector<double>* prev_close) {
+  const size_t n = ids.size();
+  std::vector<int32_t> row_of(num_ids, -1);
+  for (size_t i = 0; i < n; ++i)
+    row_of[static_cast<size_t>(ids[i])] = static_cast<int32_t>(i);
+  std::vector<double> sum(n, 0);
+  std::vector<int32_t> count(n, 0);
+  mean->assign(n, kNaN);
+  if (prev_close) prev_close->assign(n, kNaN);
+  for (size_t k = 0; k < back.size(); ++k) {
+    const LookbackDay* b = back[k];
+    if (!b) continue;
+    for (size_t j = 0; j < b->id.size(); ++j) {
+      const auto id = static_cast<size_t>(b->id[j]);
+      const int32_t r = id < num_ids ? row_of[id] : -1;
+      if (r < 0) continue;
+      const auto row = static_cast<size_t>(r);
+      if (k == 0 && prev_close) (*prev_close)[row] = b->close[j];
+      sum[row] += b->volume[j];
+      count[row] += 1;
+    }
+  }
+  for (size_t i = 0; i < n; ++i) {
+    if (count[i] >= min_periods && count[i] > 0) (*mean)[i] = sum[i] / count[i];
+  }
+}
 
 struct KeyHash {
   size_t operator()(const std::pair<int32_t, int64_t>& k) const {
@@ -460,13 +493,10 @@ arrow::Result<const LookbackDay*> Run::Daily(const std::string& dataset, Date da
     ARROW_ASSIGN_OR_RAISE(auto raw,
                           ReadRaw(*lake_, **rec, kTicker | kClose | kVolume, &names_));
     lb = std::make_shared<LookbackDay>();
-    lb->rows = raw.rows();
     input_rows_ += raw.rows();
-    lb->bars.reserve(static_cast<size_t>(raw.rows()));
-    for (int64_t i = 0; i < raw.rows(); ++i) {
-      const auto s = static_cast<size_t>(i);
-      lb->bars[raw.id[s]] = {raw.close[s], raw.volume[s]};
-    }
+    lb->id = std::move(raw.id);
+    lb->close = std::move(raw.close);
+    lb->volume = std::move(raw.volume);
   }
   lookback_.emplace(key, lb);
   return lb.get();
@@ -504,23 +534,8 @@ arrow::Status Run::PrepareStocksDaily(Date day, const RawDay& raw, DayFrame* f,
     ARROW_ASSIGN_OR_RAISE(auto lb, Daily(raw_, d));
     back.push_back(lb);
   }
-  f->prev_close.assign(n, kNaN);
-  f->volume_mean.assign(n, kNaN);
-  for (size_t i = 0; i < n; ++i) {
-    double sum = 0;
-    int count = 0;
-    for (size_t k = 0; k < back.size(); ++k) {
-      if (!back[k]) continue;
-      auto it = back[k]->bars.find(raw.id[i]);
-      if (it == back[k]->bars.end()) continue;
-      if (k == 0) f->prev_close[i] = it->second.first;
-      sum += it->second.second;
-      ++count;
-    }
-    if (count >= o_.params.relative_volume_min_periods && count > 0) {
-      f->volume_mean[i] = sum / count;
-    }
-  }
+  LookbackStats(back, raw.id, names_.size(), o_.params.relative_volume_min_periods,
+                &f->volume_mean, &f->prev_close);
   std::vector<uint8_t> liquid(n);
   for (size_t i = 0; i < n; ++i) {
     liquid[i] = f->close[i] * f->volume[i] >= o_.params.liquid_dollar_volume;
@@ -665,18 +680,7 @@ arrow::Status Run::PrepareOptions(Date day, const RawDay& raw, DayFrame* f,
       ARROW_ASSIGN_OR_RAISE(auto lb, Daily(raw_, d));
       back.push_back(lb);
     }
-    for (size_t i = 0; i < n; ++i) {
-      double sum = 0;
-      int count = 0;
-      for (const auto* b : back) {
-        if (!b) continue;
-        auto it = b->bars.find(raw.id[i]);
-        if (it == b->bars.end()) continue;
-        sum += it->second.second;
-        ++count;
-      }
-      if (count >= min_periods && count > 0) f->volume_mean[i] = sum / count;
-    }
+    LookbackStats(back, raw.id, names_.size(), min_periods, &f->volume_mean, nullptr);
   } else {
     size_t start = 0;
     while (start < n) {
@@ -839,7 +843,12 @@ arrow::Status Run::ComputeDay(Date day, FeatureDayReport* report) {
       {"qlake.date", FormatDate(day)},
       {"qlake.features.params", Params().dump()},
   };
-  ARROW_RETURN_NOT_OK(ingest::WriteParquet(*table, out, o_.parquet, footer));
+  // Feature values hardly repeat: dictionary encoding them costs time and bytes.
+  ingest::ParquetOutOptions popts = o_.parquet;
+  for (const FeatureDef* def : FeaturesOf(o_.set)) {
+    popts.plain_columns.emplace_back(def->name);
+  }
+  ARROW_RETURN_NOT_OK(ingest::WriteParquet(*table, out, popts, footer));
   lake::CommitInfo info;
   info.source.key = raw_ + "/" + FormatDate(day);
   info.source.etag = (*rec)->txn;

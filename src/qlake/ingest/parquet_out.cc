@@ -80,6 +80,9 @@ arrow::Result<std::unique_ptr<ParquetStreamWriter>> ParquetStreamWriter::Open(
   for (const char* name : {"open", "close", "high", "low", "volume"}) {
     if (schema->GetFieldIndex(name) >= 0) props.disable_dictionary(name);
   }
+  for (const auto& name : options.plain_columns) {
+    if (schema->GetFieldIndex(name) >= 0) props.disable_dictionary(name);
+  }
   std::vector<parquet::SortingColumn> sorting;
   for (const char* name : {"ticker", "window_start"}) {
     int idx = schema->GetFieldIndex(name);

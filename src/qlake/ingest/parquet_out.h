@@ -37,6 +37,9 @@ struct ParquetOutOptions {
   /// when several files are written at once (Arrow can deadlock when parallel writers
   /// share the executor, shared/docs/arrow-cpp.md section 3.3).
   bool use_threads = true;
+  /// Columns written without dictionary encoding, besides open/close/high/low/volume
+  /// (values that hardly repeat, such as computed features).
+  std::vector<std::string> plain_columns;
 
   arrow::Status Validate() const;
 };
