@@ -1,5 +1,6 @@
 #include "qlake/ingest/ingest.h"
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
@@ -13,6 +14,8 @@
 #include <arrow/array.h>
 #include <arrow/filesystem/filesystem.h>
 #include <arrow/io/interfaces.h>
+#include <arrow/io/memory.h>
+#include <arrow/util/parallel.h>
 #include <fmt/format.h>
 #include <parquet/arrow/reader.h>
 #include <spdlog/spdlog.h>
@@ -71,6 +74,9 @@ nlohmann::json ValidationSummary(const DayCounts& c) {
 }
 
 using CloseMap = std::unordered_map<std::string, double>;
+
+// Files of a partitioned day encoded in memory at once (see IngestDay).
+constexpr std::size_t kEncodeBatchFiles = 512;
 
 // Runs `write` on chunks on its own thread, one chunk in flight: parsing chunk k+1
 // overlaps encoding and writing chunk k, and memory stays at two chunks. The first error
@@ -328,10 +334,36 @@ arrow::Status IngestDay(const IngestOptions& o, const catalog::DatasetSpec& spec
   auto meta = footer(day.counts, validation);
   ARROW_ASSIGN_OR_RAISE(auto txn, lake.BeginDay(spec.name, session.date));
   std::map<std::string, int64_t> file_rows;
-  for (const auto& f : files) {
-    ARROW_ASSIGN_OR_RAISE(auto out, txn->OpenFile(f.relative_path));
-    ARROW_RETURN_NOT_OK(WriteParquet(*f.table, out, o.parquet, meta));
-    file_rows[f.relative_path] = f.table->num_rows();
+  if (files.size() == 1) {
+    ARROW_ASSIGN_OR_RAISE(auto out, txn->OpenFile(files[0].relative_path));
+    ARROW_RETURN_NOT_OK(WriteParquet(*files[0].table, out, o.parquet, meta));
+    file_rows[files[0].relative_path] = files[0].table->num_rows();
+  } else {
+    // Partitioned layouts: thousands of small files a day. They are encoded into memory
+    // on the CPU pool, a batch at a time (memory stays at one batch of encoded files),
+    // and staged by this thread, which owns the transaction.
+    ParquetOutOptions per_file = o.parquet;
+    per_file.use_threads = false;
+    const bool parallel = o.parquet.use_threads;
+    for (std::size_t begin = 0; begin < files.size(); begin += kEncodeBatchFiles) {
+      const std::size_t n = std::min(kEncodeBatchFiles, files.size() - begin);
+      std::vector<std::shared_ptr<arrow::Buffer>> encoded(n);
+      ARROW_RETURN_NOT_OK(arrow::internal::OptionalParallelFor(
+          parallel, static_cast<int>(n), [&](int i) -> arrow::Status {
+            ARROW_ASSIGN_OR_RAISE(auto sink, arrow::io::BufferOutputStream::Create());
+            ARROW_RETURN_NOT_OK(
+                WriteParquet(*files[begin + i].table, sink, per_file, meta));
+            ARROW_ASSIGN_OR_RAISE(encoded[i], sink->Finish());
+            return arrow::Status::OK();
+          }));
+      for (std::size_t i = 0; i < n; ++i) {
+        const OutputFile& f = files[begin + i];
+        ARROW_ASSIGN_OR_RAISE(auto out, txn->OpenFile(f.relative_path));
+        ARROW_RETURN_NOT_OK(out->Write(encoded[i]));
+        ARROW_RETURN_NOT_OK(out->Close());
+        file_rows[f.relative_path] = f.table->num_rows();
+      }
+    }
   }
   if (day.quarantine->num_rows() > 0) {
     ARROW_ASSIGN_OR_RAISE(auto out, txn->OpenQuarantineFile());

@@ -88,6 +88,44 @@ arrow::Status SyncDir(const fs::FileSystem& filesystem, const std::string& path)
   return FsyncPath(local->empty() ? std::string("/") : *local, /*directory=*/true);
 }
 
+arrow::Status SyncFileSystem(const fs::FileSystem& filesystem, const std::string& path) {
+  auto local = LocalPathOf(filesystem, path);
+  if (!local) return arrow::Status::OK();
+  const std::string target = local->empty() ? std::string("/") : *local;
+#ifdef __linux__
+  int fd = ::open(target.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) {
+    return arrow::Status::IOError("cannot open '", target,
+                                  "' to sync its file system: ", std::strerror(errno));
+  }
+  int rc = ::syncfs(fd);
+  int err = errno;
+  ::close(fd);
+  if (rc != 0) {
+    return arrow::Status::IOError("syncfs of the file system of '", target,
+                                  "' failed: ", std::strerror(err),
+                                  "; the disk may be full or failing");
+  }
+  return arrow::Status::OK();
+#else
+  return FsyncPath(target, /*directory=*/true);
+#endif
+}
+
+arrow::Status EnsureDir(fs::FileSystem& filesystem, const std::string& dir,
+                        std::unordered_set<std::string>* known) {
+  if (dir.empty() || dir == "/" || known->count(dir) > 0) return arrow::Status::OK();
+  // Most calls find the folder or its parent in place: try the leaf first.
+  if (filesystem.CreateDir(dir, /*recursive=*/false).ok()) {
+    known->insert(dir);
+    return arrow::Status::OK();
+  }
+  ARROW_RETURN_NOT_OK(EnsureDir(filesystem, ParentPath(dir), known));
+  ARROW_RETURN_NOT_OK(filesystem.CreateDir(dir, /*recursive=*/false));
+  known->insert(dir);
+  return arrow::Status::OK();
+}
+
 arrow::Status WriteFileAtomic(fs::FileSystem& filesystem, const std::string& path,
                               std::string_view bytes, const AtomicWriteOptions& options) {
   const std::string parent = ParentPath(path);

@@ -67,6 +67,58 @@ TEST(SyncTest, SyncsLocalFilesAndFoldersAndNamesMissingOnes) {
   EXPECT_THAT(st.message(), HasSubstr("missing"));
 }
 
+TEST(SyncTest, SyncFileSystemSyncsLocalAndIgnoresOthers) {
+  TempDir tmp;
+  arrow::fs::LocalFileSystem local;
+  QLAKE_EXPECT_OK(SyncFileSystem(local, tmp.path()));
+  auto st = SyncFileSystem(local, tmp.path() + "/missing");
+  EXPECT_TRUE(st.IsIOError());
+  EXPECT_THAT(st.message(), HasSubstr("missing"));
+  arrow::fs::internal::MockFileSystem mock(arrow::fs::TimePoint{});
+  QLAKE_EXPECT_OK(SyncFileSystem(mock, "anything"));
+}
+
+TEST(EnsureDirTest, CreatesMissingParentsOnceAndRemembersThem) {
+  for (bool use_local : {true, false}) {
+    SCOPED_TRACE(use_local ? "local" : "mock");
+    TempDir tmp;
+    std::shared_ptr<arrow::fs::FileSystem> base;
+    std::string root;
+    if (use_local) {
+      base = std::make_shared<arrow::fs::LocalFileSystem>();
+      root = tmp.path();
+    } else {
+      base =
+          std::make_shared<arrow::fs::internal::MockFileSystem>(arrow::fs::TimePoint{});
+      root = "root";
+      QLAKE_ASSERT_OK(base->CreateDir(root));
+    }
+    auto counting = std::make_shared<testing::FaultInjectingFileSystem>(base);
+    std::unordered_set<std::string> known;
+    const std::string leaf = root + "/ds/symbol=A/year=2025/month=01";
+    QLAKE_ASSERT_OK(EnsureDir(*counting, leaf, &known));
+    QLAKE_ASSERT_OK_AND_ASSIGN(auto info, base->GetFileInfo(leaf));
+    EXPECT_EQ(info.type(), arrow::fs::FileType::Directory);
+    EXPECT_EQ(known.count(leaf), 1u);
+    EXPECT_EQ(known.count(root + "/ds"), 1u);
+    // Known folders cost nothing; a new sibling of a known folder costs one CreateDir.
+    counting->Arm(0, testing::FaultInjectingFileSystem::Mode::kFailOnce);
+    QLAKE_ASSERT_OK(EnsureDir(*counting, leaf, &known));
+    EXPECT_EQ(counting->mutating_calls(), 0);
+    QLAKE_ASSERT_OK(
+        EnsureDir(*counting, root + "/ds/symbol=A/year=2025/month=02", &known));
+    EXPECT_EQ(counting->mutating_calls(), 1);
+    // Folders that exist but are unknown are found with one call.
+    std::unordered_set<std::string> fresh;
+    counting->Arm(0, testing::FaultInjectingFileSystem::Mode::kFailOnce);
+    QLAKE_ASSERT_OK(EnsureDir(*counting, leaf, &fresh));
+    EXPECT_EQ(counting->mutating_calls(), 1);
+    // A file in the way is an error.
+    QLAKE_ASSERT_OK(testing::WriteAll(*base, root + "/ds/file", "x"));
+    EXPECT_FALSE(EnsureDir(*counting, root + "/ds/file/sub", &fresh).ok());
+  }
+}
+
 TEST(WriteFileAtomicTest, CreatesReplacesAndLeavesNoTempFiles) {
   TempDir tmp;
   arrow::fs::LocalFileSystem local;

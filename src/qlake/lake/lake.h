@@ -44,6 +44,7 @@
 #include <set>
 #include <string>
 #include <string_view>
+#include <unordered_set>
 #include <utility>
 #include <vector>
 
@@ -73,6 +74,12 @@ struct LakeOptions {
   /// nothing). Default on. Off saves a few ms per day but a power loss (not a process
   /// crash) may then lose or tear recent commits.
   bool fsync = true;
+  /// With fsync on, a commit that publishes more than this many files on a local file
+  /// system makes them durable with one syncfs(2) of the lake's file system (data,
+  /// inodes and folders together) instead of an fsync per file and per folder: the
+  /// original layout publishes ~11,000 small files per stocks-minute day, and their
+  /// 22,000 fsyncs took longer than encoding them. 1..1,000,000, default 64.
+  int64_t sync_batch_files = 64;
   /// Create the root folder in Open/Make if it does not exist. Default on.
   bool create_root = true;
   /// Fail a commit that would overwrite an existing file which is not part of the same
@@ -222,6 +229,7 @@ class DayTransaction {
   State state_ = State::kOpen;
   bool staging_created_ = false;
   std::vector<std::shared_ptr<StagedFile>> files_;  // data files in OpenFile order
+  std::unordered_set<std::string> relative_paths_;  // of files_, for duplicate checks
   std::shared_ptr<StagedFile> quarantine_;
 };
 

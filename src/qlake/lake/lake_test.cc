@@ -422,10 +422,13 @@ TEST_P(LakeTest, AWriteErrorFailsTheCommitAndKeepsThePreviousDay) {
   auto faulty = std::make_shared<FaultInjectingFileSystem>(base_fs_);
   QLAKE_ASSERT_OK_AND_ASSIGN(auto lake, Lake::Make(faulty, root_));
   QLAKE_ASSERT_OK_AND_ASSIGN(auto txn, lake->BeginDay(kDs, D("2025-01-03")));
-  // CreateDir (staging), OpenOutputStream, then the first Write fails (disk full).
+  // CreateDir (staging), OpenOutputStream, then the first write to the file fails (disk
+  // full). Staged files are buffered, so the error surfaces at the latest when the
+  // stream is closed.
   faulty->Arm(3, FaultInjectingFileSystem::Mode::kFailOnce);
   QLAKE_ASSERT_OK_AND_ASSIGN(auto out, txn->OpenFile(kMain2.path));
   auto st = out->Write(kMain2.content.data(), 4);
+  if (st.ok()) st = out->Close();
   ASSERT_TRUE(st.IsIOError()) << st.ToString();
   // A writer that ignores the error and commits anyway is stopped.
   CommitInfo info;
