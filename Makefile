@@ -21,7 +21,8 @@ demo: build
 
 test: build
 	cd $(BUILD) && ctest --output-on-failure -j $(JOBS)
-	QLAKE_BIN=$(CURDIR)/$(BUILD)/qlake .venv/bin/python -m pytest -q tests/python
+	QLAKE_BIN=$(CURDIR)/$(BUILD)/qlake QLAKE_PYTHONPATH=$(CURDIR)/$(BUILD)/python \
+	  .venv/bin/python -m pytest -q tests/python
 
 format:
 	scripts/format.sh fix

@@ -27,6 +27,11 @@ if(ArrowDataset_FOUND)
   endforeach()
   message(STATUS "qlake: using system Arrow ${QLAKE_ARROW_VERSION}")
 else()
+  # Under scikit-build-core (pip install .) the build environment's Python has the
+  # pyarrow to build against.
+  if(SKBUILD AND Python_EXECUTABLE AND NOT Python3_EXECUTABLE)
+    set(Python3_EXECUTABLE "${Python_EXECUTABLE}")
+  endif()
   if(NOT Python3_EXECUTABLE AND EXISTS "${CMAKE_SOURCE_DIR}/.venv/bin/python")
     set(Python3_EXECUTABLE "${CMAKE_SOURCE_DIR}/.venv/bin/python")
   endif()

@@ -12,7 +12,7 @@ APT_PACKAGES=(
   libfmt-dev libspdlog-dev libcli11-dev libyaml-cpp-dev nlohmann-json3-dev
   libgtest-dev libgmock-dev libbenchmark-dev
   clang-format-14
-  python3-venv ca-certificates
+  python3-venv python3-dev ca-certificates  # python3-dev: headers for the qlake module
 )
 
 missing=()

@@ -54,3 +54,26 @@ def run_qlake(qlake_bin, tmp_path):
         return proc
 
     return run
+
+
+@pytest.fixture(scope="session")
+def query_lakes(qlake_bin, tmp_path_factory):
+    """{"daily": Path, "original": Path}: the same synthetic data in both lake layouts."""
+    from query_lakes import build_lakes
+
+    return build_lakes(qlake_bin, tmp_path_factory.mktemp("query_lakes"))
+
+
+@pytest.fixture(scope="session")
+def qlake_module():
+    """The Python module as built by CMake (build/python, or $QLAKE_PYTHONPATH)."""
+    import sys
+
+    path = Path(os.environ.get("QLAKE_PYTHONPATH", REPO / "build" / "python"))
+    if not (path / "qlake").exists():
+        pytest.fail(f"the qlake Python module is not built at {path}; run `make build`")
+    if str(path) not in sys.path:
+        sys.path.insert(0, str(path))
+    import qlake
+
+    return qlake

@@ -48,6 +48,7 @@ Runner SetupConfig(CLI::App& app);
 Runner SetupFeatures(CLI::App& app);
 Runner SetupIngest(CLI::App& app);
 Runner SetupProfile(CLI::App& app);
+Runner SetupQuery(CLI::App& app);
 Runner SetupSynth(CLI::App& app);
 
 }  // namespace qlake::cli

@@ -9,6 +9,8 @@ constexpr Command kCommands[] = {
      SetupIngest},
     {"features", "Compute feature days (returns, vwap, relative volume, moneyness, ...)",
      SetupFeatures},
+    {"query", "Read symbols x a date range of a lake dataset (table, CSV, JSON, Parquet)",
+     SetupQuery},
     {"calendar", "List NYSE sessions with open/close times in ET and UTC", SetupCalendar},
     {"profile", "Show the machine profile and the processing mode it selects",
      SetupProfile},

@@ -1,0 +1,300 @@
+// The native part of the Python module `qlake` (python/qlake/__init__.py wraps it).
+//
+// Results cross into Python through the Arrow C stream interface: the C++ table is
+// exported with arrow::ExportRecordBatchReader into an ArrowArrayStream held by a
+// PyCapsule named "arrow_array_stream", which pyarrow imports without copying a buffer.
+// The query runs with the GIL released; the exported stream never calls into Python.
+//
+// Errors: arrow::Status becomes ValueError (Invalid, KeyError, TypeError, IndexError),
+// OSError (IOError), MemoryError (OutOfMemory) or RuntimeError, with the message the CLI
+// prints after "qlake: error: ".
+
+#include <Python.h>
+
+#include <cstdint>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include <arrow/array.h>
+#include <arrow/c/abi.h>
+#include <arrow/c/bridge.h>
+#include <arrow/filesystem/s3fs.h>
+#include <arrow/table.h>
+#include <nanobind/nanobind.h>
+#include <nanobind/stl/optional.h>
+#include <nanobind/stl/string.h>
+#include <nanobind/stl/vector.h>
+
+#include "qlake/core/config.h"
+#include "qlake/core/status.h"
+#include "qlake/core/system_profile.h"
+#include "qlake/core/version.h"
+#include "qlake/ingest/ingest.h"
+#include "qlake/query/engine.h"
+
+namespace nb = nanobind;
+using namespace nb::literals;
+
+namespace {
+
+[[noreturn]] void Raise(const arrow::Status& st) {
+  std::string msg = qlake::FormatCliError(st);
+  constexpr std::string_view kPrefix = "qlake: error: ";
+  if (msg.rfind(kPrefix, 0) == 0) msg = msg.substr(kPrefix.size());
+  PyObject* type = PyExc_RuntimeError;
+  if (st.IsInvalid() || st.IsKeyError() || st.IsTypeError() || st.IsIndexError()) {
+    type = PyExc_ValueError;
+  } else if (st.IsIOError()) {
+    type = PyExc_OSError;
+  } else if (st.IsOutOfMemory()) {
+    type = PyExc_MemoryError;
+  }
+  PyErr_SetString(type, msg.c_str());
+  throw nb::python_error();
+}
+
+template <typename T>
+T Check(arrow::Result<T> r) {
+  if (!r.ok()) Raise(r.status());
+  return std::move(r).ValueUnsafe();
+}
+
+void CapsuleRelease(PyObject* capsule) {
+  auto* stream =
+      static_cast<ArrowArrayStream*>(PyCapsule_GetPointer(capsule, "arrow_array_stream"));
+  if (stream == nullptr) {
+    PyErr_Clear();
+    return;
+  }
+  if (stream->release != nullptr) stream->release(stream);
+  delete stream;
+}
+
+// An "arrow_array_stream" capsule over the table's batches (no copy).
+nb::object ExportTable(const std::shared_ptr<arrow::Table>& table) {
+  auto reader = std::make_shared<arrow::TableBatchReader>(table);
+  auto* stream = new ArrowArrayStream;
+  auto st = arrow::ExportRecordBatchReader(reader, stream);
+  if (!st.ok()) {
+    delete stream;
+    Raise(st);
+  }
+  PyObject* cap = PyCapsule_New(stream, "arrow_array_stream", CapsuleRelease);
+  if (cap == nullptr) {
+    stream->release(stream);
+    delete stream;
+    throw nb::python_error();
+  }
+  return nb::steal(cap);
+}
+
+// One decoded-chunk cache for every Lake of the process.
+std::shared_ptr<qlake::query::ColumnChunkCache> SharedCache() {
+  static auto cache = std::make_shared<qlake::query::ColumnChunkCache>(
+      qlake::Config::Defaults().GetInt("query.cache_bytes").ValueOr(int64_t{512} << 20));
+  return cache;
+}
+
+nb::dict StatsDict(const qlake::query::QueryStats& s) {
+  nb::dict d;
+  d["days"] = s.days;
+  d["files"] = s.files;
+  d["files_pruned"] = s.files_pruned;
+  d["row_groups"] = s.row_groups;
+  d["row_groups_pruned"] = s.row_groups_pruned;
+  d["rows_scanned"] = s.rows_scanned;
+  d["rows"] = s.rows;
+  d["bytes_read"] = s.bytes_read;
+  d["cache_hits"] = s.cache_hits;
+  d["cache_misses"] = s.cache_misses;
+  d["seconds"] = s.seconds;
+  return d;
+}
+
+class PyLake {
+ public:
+  explicit PyLake(const std::string& uri) : uri_(uri) {
+    qlake::query::EngineOptions eo;
+    eo.cache = SharedCache();
+    arrow::Result<std::shared_ptr<qlake::query::Engine>> engine;
+    {
+      nb::gil_scoped_release release;
+      engine = qlake::query::Engine::Open(uri, eo);
+    }
+    engine_ = Check(std::move(engine));
+  }
+
+  // Returns (capsule, stats, buffer addresses of the first batch's columns' data
+  // buffers).
+  nb::tuple Read(const std::string& dataset, const std::vector<std::string>& symbols,
+                 const std::string& start, const std::string& end,
+                 const std::vector<std::string>& columns, const std::string& where,
+                 const std::vector<std::string>& sessions) {
+    qlake::query::QueryOptions q;
+    q.dataset = dataset;
+    q.symbols = symbols;
+    q.from = Check(qlake::ParseDate(start));
+    q.to = Check(qlake::ParseDate(end));
+    q.columns = columns;
+    q.where = where;
+    q.sessions = sessions;
+    arrow::Result<qlake::query::QueryResult> r;
+    {
+      nb::gil_scoped_release release;
+      r = engine_->Query(q);
+    }
+    auto result = Check(std::move(r));
+    nb::list addresses;
+    if (result.table->num_rows() > 0) {
+      for (const auto& col : result.table->columns()) {
+        const auto& data = col->chunk(0)->data();
+        auto buf = data->buffers.size() > 1 ? data->buffers[1] : nullptr;
+        addresses.append(buf ? reinterpret_cast<uintptr_t>(buf->data()) : 0);
+      }
+    }
+    return nb::make_tuple(ExportTable(result.table), StatsDict(result.stats), addresses);
+  }
+
+  std::vector<std::string> Datasets() { return Check(engine_->lake()->ListDatasets()); }
+
+  const std::string& uri() const { return uri_; }
+
+ private:
+  std::string uri_;
+  std::shared_ptr<qlake::query::Engine> engine_;
+};
+
+nb::dict CacheStats() {
+  auto s = SharedCache()->stats();
+  nb::dict d;
+  d["hits"] = s.hits;
+  d["misses"] = s.misses;
+  d["evictions"] = s.evictions;
+  d["entries"] = s.entries;
+  d["bytes"] = s.bytes;
+  d["capacity"] = s.capacity;
+  d["hit_rate"] = s.hit_rate();
+  return d;
+}
+
+nb::dict Ingest(const std::string& dataset, const std::string& start,
+                const std::string& end, const std::string& source,
+                const std::string& lake, const std::string& layout,
+                const std::vector<std::string>& symbols, const std::string& mode,
+                int64_t parallel, bool reference_reader) {
+  qlake::ingest::IngestReport report;
+  arrow::Status summary;
+  {
+    nb::gil_scoped_release release;
+    auto run = [&]() -> arrow::Status {
+      ARROW_ASSIGN_OR_RAISE(auto profile, qlake::ProbeSystem());
+      qlake::ConfigLoadOptions load;
+      load.profile = profile;
+      ARROW_ASSIGN_OR_RAISE(auto cfg, qlake::Config::Load(load));
+      using qlake::ConfigSource;
+      if (!mode.empty()) {
+        ARROW_RETURN_NOT_OK(cfg.Set("system.mode", mode, ConfigSource::kFlag, "mode="));
+      }
+      ARROW_RETURN_NOT_OK(cfg.ApplyModeDefaults(profile.usable_cores));
+      if (parallel > 0) {
+        ARROW_RETURN_NOT_OK(cfg.Set("ingest.parallel_files", std::to_string(parallel),
+                                    ConfigSource::kFlag, "parallel="));
+      }
+      if (!source.empty()) {
+        ARROW_RETURN_NOT_OK(
+            cfg.Set("source.root", source, ConfigSource::kFlag, "source="));
+      }
+      if (!lake.empty()) {
+        ARROW_RETURN_NOT_OK(cfg.Set("lake.root", lake, ConfigSource::kFlag, "lake="));
+      }
+      qlake::ingest::IngestOptions o;
+      o.dataset = dataset;
+      ARROW_ASSIGN_OR_RAISE(o.from, qlake::ParseDate(start));
+      ARROW_ASSIGN_OR_RAISE(o.to, qlake::ParseDate(end));
+      ARROW_ASSIGN_OR_RAISE(o.source, cfg.GetString("source.root"));
+      if (o.source.empty()) {
+        return arrow::Status::Invalid("no source: pass source= or set source.root");
+      }
+      ARROW_ASSIGN_OR_RAISE(o.lake, cfg.GetString("lake.root"));
+      if (o.lake.empty()) {
+        return arrow::Status::Invalid("no lake: pass lake= or set lake.root");
+      }
+      ARROW_ASSIGN_OR_RAISE(o.layout, qlake::ingest::ParseLayout(layout));
+      o.symbols = symbols;
+      ARROW_ASSIGN_OR_RAISE(o.parquet.compression, cfg.GetString("ingest.compression"));
+      ARROW_ASSIGN_OR_RAISE(auto level, cfg.GetInt("ingest.compression_level"));
+      o.parquet.compression_level = static_cast<int>(level);
+      ARROW_ASSIGN_OR_RAISE(o.parquet.row_group_rows,
+                            cfg.GetInt("ingest.row_group_rows"));
+      ARROW_ASSIGN_OR_RAISE(auto par, cfg.GetInt("ingest.parallel_files"));
+      o.parallel_days = static_cast<int>(par);
+      o.reader.use_arrow_csv = reference_reader;
+      ARROW_ASSIGN_OR_RAISE(o.reader.chunk_rows, cfg.GetInt("ingest.chunk_rows"));
+      ARROW_ASSIGN_OR_RAISE(report, qlake::ingest::Ingest(o));
+      return arrow::Status::OK();
+    };
+    summary = run();
+  }
+  if (!summary.ok()) Raise(summary);
+  nb::list days;
+  for (const auto& d : report.days) {
+    nb::dict day;
+    day["date"] = qlake::FormatDate(d.day);
+    day["key"] = d.key;
+    day["ok"] = d.status.ok();
+    day["error"] = d.status.ok() ? std::string() : d.status.message();
+    day["read"] = d.counts.read;
+    day["written"] = d.counts.written;
+    day["quarantined"] = d.counts.quarantined;
+    day["filtered"] = d.counts.filtered;
+    day["flagged"] = d.counts.flagged;
+    day["source_bytes"] = d.source_bytes;
+    day["output_bytes"] = d.output_bytes;
+    day["files"] = d.files;
+    day["seconds"] = d.seconds;
+    days.append(day);
+  }
+  nb::list skipped;
+  for (auto d : report.skipped) skipped.append(qlake::FormatDate(d));
+  nb::dict out;
+  out["dataset"] = report.dataset;
+  out["days"] = days;
+  out["skipped"] = skipped;
+  out["failed"] = report.failed();
+  out["seconds"] = report.seconds;
+  auto st = report.Summary();
+  out["ok"] = st.ok();
+  out["error"] = st.ok() ? std::string() : st.message();
+  return out;
+}
+
+}  // namespace
+
+NB_MODULE(_qlake, m) {
+  m.doc() = "Native part of qlake (see the qlake package).";
+  m.attr("__version__") = QLAKE_VERSION;
+  if (auto st = qlake::query::InitializeQueryEngine(); !st.ok()) Raise(st);
+
+  nb::class_<PyLake>(m, "Lake")
+      .def(nb::init<const std::string&>(), "uri"_a)
+      .def_prop_ro("uri", &PyLake::uri)
+      .def("read", &PyLake::Read, "dataset"_a, "symbols"_a, "start"_a, "end"_a,
+           "columns"_a, "where"_a, "sessions"_a)
+      .def("datasets", &PyLake::Datasets);
+  m.def("cache_stats", &CacheStats);
+  m.def(
+      "set_cache_bytes", [](int64_t n) { SharedCache()->SetCapacity(n); }, "n"_a);
+  m.def("clear_cache", []() { SharedCache()->Clear(); });
+  m.def("reset_cache_counters", []() { SharedCache()->ResetCounters(); });
+  m.def("ingest", &Ingest, "dataset"_a, "start"_a, "end"_a, "source"_a, "lake"_a,
+        "layout"_a, "symbols"_a, "mode"_a, "parallel"_a, "reference_reader"_a);
+  // S3 must be finalized before the interpreter unloads the module (never from a C++
+  // static destructor): the package registers this with atexit.
+  m.def("_finalize", []() {
+    auto st = arrow::fs::EnsureS3Finalized();
+    (void)st;
+  });
+}

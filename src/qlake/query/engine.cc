@@ -1,0 +1,635 @@
+#include "qlake/query/engine.h"
+
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <set>
+#include <utility>
+
+#include <arrow/array.h>
+#include <arrow/array/array_dict.h>
+#include <arrow/builder.h>
+#include <arrow/compute/api.h>
+#include <arrow/compute/initialize.h>
+#include <arrow/dataset/file_parquet.h>
+#include <arrow/filesystem/filesystem.h>
+#include <arrow/io/interfaces.h>
+#include <arrow/record_batch.h>
+#include <arrow/scalar.h>
+#include <fmt/format.h>
+#include <parquet/arrow/reader.h>
+#include <parquet/file_reader.h>
+#include <parquet/metadata.h>
+#include <parquet/statistics.h>
+
+#include "qlake/catalog/datasets.h"
+#include "qlake/catalog/symbols.h"
+#include "qlake/ingest/agg_day.h"
+#include "qlake/query/where.h"
+
+namespace qlake::query {
+
+namespace cp = arrow::compute;
+
+namespace {
+
+// Counts the bytes a reader pulls from storage.
+class CountingFile final : public arrow::io::RandomAccessFile {
+ public:
+  CountingFile(std::shared_ptr<arrow::io::RandomAccessFile> f, std::atomic<int64_t>* n)
+      : f_(std::move(f)), n_(n) {}
+  arrow::Status Close() override { return f_->Close(); }
+  bool closed() const override { return f_->closed(); }
+  arrow::Result<int64_t> Tell() const override { return f_->Tell(); }
+  arrow::Status Seek(int64_t position) override { return f_->Seek(position); }
+  arrow::Result<int64_t> GetSize() override { return f_->GetSize(); }
+  arrow::Result<int64_t> Read(int64_t nbytes, void* out) override {
+    ARROW_ASSIGN_OR_RAISE(auto r, f_->Read(nbytes, out));
+    *n_ += r;
+    return r;
+  }
+  arrow::Result<std::shared_ptr<arrow::Buffer>> Read(int64_t nbytes) override {
+    ARROW_ASSIGN_OR_RAISE(auto b, f_->Read(nbytes));
+    *n_ += b->size();
+    return b;
+  }
+  arrow::Result<int64_t> ReadAt(int64_t position, int64_t nbytes, void* out) override {
+    ARROW_ASSIGN_OR_RAISE(auto r, f_->ReadAt(position, nbytes, out));
+    *n_ += r;
+    return r;
+  }
+  arrow::Result<std::shared_ptr<arrow::Buffer>> ReadAt(int64_t position,
+                                                       int64_t nbytes) override {
+    ARROW_ASSIGN_OR_RAISE(auto b, f_->ReadAt(position, nbytes));
+    *n_ += b->size();
+    return b;
+  }
+
+ private:
+  std::shared_ptr<arrow::io::RandomAccessFile> f_;
+  std::atomic<int64_t>* n_;
+};
+
+std::string JoinNames(const arrow::Schema& s) {
+  std::string out;
+  for (const auto& f : s.fields()) out += (out.empty() ? "" : ", ") + f->name();
+  return out;
+}
+
+// The partition values in a data file's path ("symbol=AAPL/year=.../x.parquet").
+arrow::Result<std::vector<std::pair<std::string, std::string>>> PathPartitions(
+    std::string_view rel) {
+  std::vector<std::pair<std::string, std::string>> out;
+  std::size_t pos = 0;
+  while (true) {
+    auto slash = rel.find('/', pos);
+    if (slash == std::string_view::npos) break;
+    std::string_view comp = rel.substr(pos, slash - pos);
+    auto eq = comp.find('=');
+    if (eq != std::string_view::npos) {
+      ARROW_ASSIGN_OR_RAISE(auto v, catalog::UnescapePathComponent(comp.substr(eq + 1)));
+      out.emplace_back(std::string(comp.substr(0, eq)), std::move(v));
+    }
+    pos = slash + 1;
+  }
+  return out;
+}
+
+// A constant column of `n` rows holding `value` as `type` (the partition columns of the
+// original layout: dictionary<int32, utf8> underlyings and date32 dates).
+arrow::Result<std::shared_ptr<arrow::ChunkedArray>> ConstantColumn(
+    const std::shared_ptr<arrow::DataType>& type, const std::string& value, int64_t n) {
+  if (type->id() == arrow::Type::DICTIONARY) {
+    const auto& dt = static_cast<const arrow::DictionaryType&>(*type);
+    ARROW_ASSIGN_OR_RAISE(auto dict,
+                          arrow::MakeArrayFromScalar(
+                              *arrow::MakeScalar(dt.value_type(), value)
+                                   .ValueOr(std::make_shared<arrow::StringScalar>(value)),
+                              1));
+    ARROW_ASSIGN_OR_RAISE(auto zero, arrow::MakeScalar(dt.index_type(), 0));
+    ARROW_ASSIGN_OR_RAISE(auto idx, arrow::MakeArrayFromScalar(*zero, n));
+    ARROW_ASSIGN_OR_RAISE(auto arr, arrow::DictionaryArray::FromArrays(type, idx, dict));
+    return std::make_shared<arrow::ChunkedArray>(arr);
+  }
+  ARROW_ASSIGN_OR_RAISE(auto scalar, arrow::Scalar::Parse(type, value));
+  ARROW_ASSIGN_OR_RAISE(auto arr, arrow::MakeArrayFromScalar(*scalar, n));
+  return std::make_shared<arrow::ChunkedArray>(arr);
+}
+
+// One piece of the result: a slice of one row group, with its sort position.
+struct Piece {
+  std::size_t symbol_order;
+  std::size_t file_order;
+  int rg;
+  std::shared_ptr<arrow::Table> table;
+  bool needs_symbol_filter;  // a whole row group, not a binary-search slice
+};
+
+}  // namespace
+
+struct Engine::FileState {
+  std::string path;
+  int64_t size = 0;
+  std::shared_ptr<parquet::FileMetaData> metadata;
+  std::shared_ptr<arrow::Schema> schema;  // the file's Arrow schema
+  std::string key;
+};
+
+arrow::Status InitializeQueryEngine() {
+  static const arrow::Status st = arrow::compute::Initialize();
+  return st;
+}
+
+arrow::Status QueryOptions::Validate() const {
+  if (dataset.empty()) return arrow::Status::Invalid("query: no dataset");
+  if (to < from) {
+    return arrow::Status::Invalid("query: --from ", FormatDate(from), " is after --to ",
+                                  FormatDate(to));
+  }
+  for (const auto& s : symbols) {
+    if (s.empty()) return arrow::Status::Invalid("query: empty symbol in the list");
+  }
+  static const std::set<std::string> kParts = {"pre", "regular", "post", "outside"};
+  for (const auto& s : sessions) {
+    if (!kParts.count(s)) {
+      return arrow::Status::Invalid("query: unknown session '", s,
+                                    "'; use pre, regular, post or outside");
+    }
+  }
+  return arrow::Status::OK();
+}
+
+Engine::Engine(std::shared_ptr<lake::Lake> lake, EngineOptions options)
+    : lake_(std::move(lake)), options_(std::move(options)) {
+  cache_ = options_.cache ? options_.cache
+                          : std::make_shared<ColumnChunkCache>(options_.cache_bytes);
+}
+
+Engine::~Engine() = default;
+
+arrow::Result<std::shared_ptr<Engine>> Engine::Open(const std::string& uri_or_path,
+                                                    EngineOptions options) {
+  lake::LakeOptions lo;
+  lo.create_root = false;
+  ARROW_ASSIGN_OR_RAISE(auto lake, lake::Lake::Open(uri_or_path, lo));
+  ARROW_ASSIGN_OR_RAISE(auto info, lake->filesystem()->GetFileInfo(lake->base_path()));
+  if (!lake->base_path().empty() && info.type() != arrow::fs::FileType::Directory) {
+    return arrow::Status::IOError(
+        "query: no lake at '", uri_or_path, "' (",
+        info.type() == arrow::fs::FileType::NotFound ? "no such folder" : "not a folder",
+        ")");
+  }
+  return Make(std::move(lake), std::move(options));
+}
+
+arrow::Result<std::shared_ptr<Engine>> Engine::Make(std::shared_ptr<lake::Lake> lake,
+                                                    EngineOptions options) {
+  ARROW_RETURN_NOT_OK(InitializeQueryEngine());
+  return std::shared_ptr<Engine>(new Engine(std::move(lake), std::move(options)));
+}
+
+arrow::Result<std::vector<lake::CommitRecord>> Engine::Records(const std::string& dataset,
+                                                               Date from, Date to,
+                                                               QueryStats* stats) {
+  std::string rel = lake::Lake::CommitRecordPath(dataset, from);
+  rel = rel.substr(0, rel.rfind('/'));
+  arrow::fs::FileSelector sel;
+  sel.base_dir = lake_->PathOf(rel);
+  sel.allow_not_found = true;
+  ARROW_ASSIGN_OR_RAISE(auto infos, lake_->filesystem()->GetFileInfo(sel));
+  std::vector<lake::CommitRecord> out;
+  for (const auto& info : infos) {
+    if (!info.IsFile()) continue;
+    std::string name = info.base_name();
+    if (name.size() != 15 || name.substr(10) != ".json") continue;
+    auto day = ParseDate(name.substr(0, 10));
+    if (!day.ok() || *day < from || to < *day) continue;
+    const int64_t mtime = info.mtime().time_since_epoch().count();
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      auto it = records_.find(info.path());
+      if (it != records_.end() && it->second.size == info.size() &&
+          it->second.mtime_ns == mtime) {
+        out.push_back(it->second.record);
+        continue;
+      }
+    }
+    ARROW_ASSIGN_OR_RAISE(auto rec, lake_->GetCommit(dataset, *day));
+    if (!rec) continue;  // removed since the listing
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      records_[info.path()] = CachedRecord{info.size(), mtime, *rec};
+    }
+    out.push_back(std::move(*rec));
+  }
+  std::sort(out.begin(), out.end(),
+            [](const auto& a, const auto& b) { return a.day < b.day; });
+  stats->days = static_cast<int64_t>(out.size());
+  return out;
+}
+
+arrow::Result<std::shared_ptr<Engine::FileState>> Engine::GetFile(const std::string& key,
+                                                                  const std::string& path,
+                                                                  QueryStats* stats) {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    auto it = files_.find(key);
+    if (it != files_.end()) return it->second;
+  }
+  std::atomic<int64_t> bytes{0};
+  ARROW_ASSIGN_OR_RAISE(auto raw, lake_->filesystem()->OpenInputFile(path));
+  auto file = std::make_shared<CountingFile>(raw, &bytes);
+  auto st = std::make_shared<FileState>();
+  st->path = path;
+  st->key = key;
+  std::unique_ptr<parquet::ParquetFileReader> pq;
+  try {
+    pq = parquet::ParquetFileReader::Open(file);
+  } catch (const std::exception& e) {
+    return arrow::Status::IOError("query: cannot read the Parquet footer of ", path, ": ",
+                                  e.what());
+  }
+  st->metadata = pq->metadata();
+  ARROW_ASSIGN_OR_RAISE(auto reader, parquet::arrow::FileReader::Make(
+                                         arrow::default_memory_pool(), std::move(pq)));
+  ARROW_RETURN_NOT_OK(reader->GetSchema(&st->schema));
+  ARROW_ASSIGN_OR_RAISE(st->size, file->GetSize());
+  stats->bytes_read += bytes.load();
+  std::lock_guard<std::mutex> lock(mu_);
+  if (static_cast<int64_t>(files_.size()) >= options_.max_open_files) files_.clear();
+  files_[key] = st;
+  return st;
+}
+
+arrow::Result<std::shared_ptr<arrow::Schema>> Engine::OutputSchema(
+    const QueryOptions& options) {
+  ARROW_ASSIGN_OR_RAISE(auto spec, catalog::FindDataset(options.dataset));
+  auto lake_schema = ingest::LakeSchema(*spec);
+  if (options.columns.empty()) return lake_schema;
+  arrow::FieldVector fields;
+  std::set<std::string> seen;
+  for (const auto& c : options.columns) {
+    auto f = lake_schema->GetFieldByName(c);
+    if (!f) {
+      return arrow::Status::Invalid("query: unknown column '", c, "' of ",
+                                    options.dataset,
+                                    " (columns: ", JoinNames(*lake_schema), ")");
+    }
+    if (!seen.insert(c).second) {
+      return arrow::Status::Invalid("query: column '", c, "' given twice");
+    }
+    fields.push_back(f);
+  }
+  return arrow::schema(fields);
+}
+
+arrow::Result<QueryResult> Engine::Query(const QueryOptions& options) {
+  const auto t0 = std::chrono::steady_clock::now();
+  ARROW_RETURN_NOT_OK(options.Validate());
+  ARROW_ASSIGN_OR_RAISE(auto spec, catalog::FindDataset(options.dataset));
+  if (!spec->ingestible) {
+    return arrow::Status::Invalid("query: dataset ", options.dataset,
+                                  " is not in the lake (not ingestible yet)");
+  }
+  const bool minute = spec->granularity == catalog::Granularity::kMinute;
+  auto lake_schema = ingest::LakeSchema(*spec);
+  ARROW_ASSIGN_OR_RAISE(auto out_schema, OutputSchema(options));
+
+  // The condition: --where plus the session filter.
+  std::optional<cp::Expression> cond;
+  if (!options.where.empty()) {
+    ARROW_ASSIGN_OR_RAISE(cond, ParseWhere(options.where, *lake_schema));
+  }
+  if (!options.sessions.empty()) {
+    if (!minute) {
+      return arrow::Status::Invalid("query: --session needs a minute dataset; ",
+                                    options.dataset, " has day bars");
+    }
+    arrow::StringBuilder b;
+    ARROW_RETURN_NOT_OK(b.AppendValues(options.sessions));
+    ARROW_ASSIGN_OR_RAISE(auto set, b.Finish());
+    auto e = cp::call("is_in", {cp::field_ref("session")}, cp::SetLookupOptions(set));
+    cond = cond ? cp::and_(*cond, e) : e;
+  }
+  std::vector<std::string> cond_cols =
+      cond ? ReferencedColumns(*cond) : std::vector<std::string>{};
+
+  // Symbols, sorted and unique: the output order and the binary searches use it.
+  std::vector<std::string> symbols = options.symbols;
+  std::sort(symbols.begin(), symbols.end());
+  symbols.erase(std::unique(symbols.begin(), symbols.end()), symbols.end());
+  const std::string sym_col = spec->options ? "underlying" : "ticker";
+  std::shared_ptr<arrow::Array> symbol_set;
+  if (!symbols.empty()) {
+    arrow::StringBuilder b;
+    ARROW_RETURN_NOT_OK(b.AppendValues(symbols));
+    ARROW_ASSIGN_OR_RAISE(symbol_set, b.Finish());
+  }
+
+  // Columns to read: output, condition, and the symbol column.
+  std::vector<std::string> needed;
+  for (const auto& f : out_schema->fields()) needed.push_back(f->name());
+  auto add = [&](const std::string& c) {
+    if (std::find(needed.begin(), needed.end(), c) == needed.end()) needed.push_back(c);
+  };
+  for (const auto& c : cond_cols) add(c);
+  if (!symbols.empty()) add(sym_col);
+
+  QueryResult result;
+  QueryStats& stats = result.stats;
+  ARROW_ASSIGN_OR_RAISE(auto records,
+                        Records(options.dataset, options.from, options.to, &stats));
+
+  std::vector<Piece> pieces;
+  std::atomic<int64_t> bytes{0};
+  std::size_t file_order = 0;
+  for (const auto& rec : records) {
+    for (const auto& entry : rec.files) {
+      ++stats.files;
+      const std::size_t this_file = file_order++;
+      ARROW_ASSIGN_OR_RAISE(auto parts, PathPartitions(entry.path));
+      // Partition pruning (original layout).
+      bool skip = false;
+      for (const auto& [k, v] : parts) {
+        if ((k == "symbol" || k == "underlying") && !symbols.empty() &&
+            !std::binary_search(symbols.begin(), symbols.end(), v)) {
+          skip = true;
+        }
+      }
+      if (skip) {
+        ++stats.files_pruned;
+        continue;
+      }
+      const std::string path = lake_->PathOf(options.dataset + "/" + entry.path);
+      const std::string key = fmt::format("{}@{}:{:08x}", path, entry.size, entry.crc32);
+      ARROW_ASSIGN_OR_RAISE(auto fs, GetFile(key, path, &stats));
+      const auto& md = *fs->metadata;
+      const int num_rg = md.num_row_groups();
+      stats.row_groups += num_rg;
+
+      // Where each needed column comes from: the file or the path.
+      std::vector<int> file_idx(needed.size(), -1);
+      std::vector<std::string> path_value(needed.size());
+      for (std::size_t i = 0; i < needed.size(); ++i) {
+        file_idx[i] = fs->schema->GetFieldIndex(needed[i]);
+        if (file_idx[i] >= 0) continue;
+        std::string pkey = needed[i] == "underlying" ? "underlying" : needed[i];
+        bool found = false;
+        for (const auto& [k, v] : parts) {
+          if (k == pkey) {
+            path_value[i] = v;
+            found = true;
+          }
+        }
+        if (!found) {
+          return arrow::Status::Invalid("query: ", path, " has no column '", needed[i],
+                                        "' (a file of another schema?)");
+        }
+      }
+      const int sym_idx = fs->schema->GetFieldIndex(sym_col);
+      // Symbol narrowing applies when the file holds the symbol column.
+      const bool by_symbol = !symbols.empty() && sym_idx >= 0;
+      const bool sorted_search = by_symbol && !spec->options;
+
+      std::optional<cp::Expression> bound_cond;
+      if (cond) {
+        auto read_fields = arrow::FieldVector{};
+        for (std::size_t i = 0; i < needed.size(); ++i) {
+          read_fields.push_back(file_idx[i] >= 0
+                                    ? fs->schema->field(file_idx[i])
+                                    : lake_schema->GetFieldByName(needed[i]));
+        }
+        ARROW_ASSIGN_OR_RAISE(bound_cond, cond->Bind(*arrow::schema(read_fields)));
+      }
+
+      std::unique_ptr<parquet::arrow::FileReader> reader;  // opened on the first miss
+      for (int rg = 0; rg < num_rg; ++rg) {
+        auto rgmd = md.RowGroup(rg);
+        const int64_t rg_rows = rgmd->num_rows();
+        if (rg_rows == 0) {
+          ++stats.row_groups_pruned;
+          continue;
+        }
+        // Row-group pruning by the symbol column's min/max.
+        if (by_symbol) {
+          auto stat = rgmd->ColumnChunk(sym_idx)->statistics();
+          if (stat && stat->HasMinMax()) {
+            const std::string lo = stat->EncodeMin(), hi = stat->EncodeMax();
+            auto it = std::lower_bound(symbols.begin(), symbols.end(), lo);
+            if (it == symbols.end() || *it > hi) {
+              ++stats.row_groups_pruned;
+              continue;
+            }
+          }
+        }
+        // Row-group pruning by the condition's columns' statistics.
+        if (bound_cond) {
+          cp::Expression guarantee = cp::literal(true);
+          for (const auto& c : cond_cols) {
+            int ci = fs->schema->GetFieldIndex(c);
+            if (ci < 0) continue;
+            const auto& field = *fs->schema->field(ci);
+            if (field.type()->id() == arrow::Type::DICTIONARY) continue;
+            auto stat = rgmd->ColumnChunk(ci)->statistics();
+            if (!stat) continue;
+            auto g = arrow::dataset::ParquetFileFragment::EvaluateStatisticsAsExpression(
+                field, *stat);
+            if (g) guarantee = cp::and_(guarantee, *g);
+          }
+          auto simplified = cp::SimplifyWithGuarantee(*bound_cond, guarantee);
+          if (simplified.ok() && simplified->IsSatisfiable() == false) {
+            ++stats.row_groups_pruned;
+            continue;
+          }
+        }
+        // The needed column chunks, from the cache or the file.
+        std::vector<std::shared_ptr<arrow::ChunkedArray>> cols(needed.size());
+        std::vector<int> missing;
+        std::vector<std::size_t> missing_pos;
+        for (std::size_t i = 0; i < needed.size(); ++i) {
+          if (file_idx[i] < 0) continue;
+          cols[i] = cache_->Get(fmt::format("{}#{}#{}", key, rg, file_idx[i]));
+          if (cols[i]) {
+            ++stats.cache_hits;
+          } else {
+            ++stats.cache_misses;
+            missing.push_back(file_idx[i]);
+            missing_pos.push_back(i);
+          }
+        }
+        if (!missing.empty()) {
+          if (!reader) {
+            arrow::fs::FileInfo info(path, arrow::fs::FileType::File);
+            info.set_size(entry.size);
+            ARROW_ASSIGN_OR_RAISE(auto raw, lake_->filesystem()->OpenInputFile(info));
+            auto file = std::make_shared<CountingFile>(raw, &bytes);
+            parquet::ArrowReaderProperties props;
+            props.set_pre_buffer(true);
+            std::unique_ptr<parquet::ParquetFileReader> pq;
+            try {
+              pq = parquet::ParquetFileReader::Open(
+                  file, parquet::default_reader_properties(), fs->metadata);
+            } catch (const std::exception& e) {
+              return arrow::Status::IOError("query: cannot read ", path, ": ", e.what());
+            }
+            ARROW_ASSIGN_OR_RAISE(
+                reader, parquet::arrow::FileReader::Make(arrow::default_memory_pool(),
+                                                         std::move(pq), props));
+          }
+          auto table = reader->ReadRowGroup(rg, missing);
+          if (!table.ok()) {
+            return arrow::Status::IOError("query: reading row group ", rg, " of ", path,
+                                          ": ", table.status().message());
+          }
+          for (std::size_t j = 0; j < missing.size(); ++j) {
+            auto col = (*table)->column(static_cast<int>(j));
+            cache_->Put(fmt::format("{}#{}#{}", key, rg, missing[j]), col);
+            cols[missing_pos[j]] = col;
+          }
+        }
+        for (std::size_t i = 0; i < needed.size(); ++i) {
+          if (file_idx[i] >= 0) continue;
+          ARROW_ASSIGN_OR_RAISE(
+              cols[i], ConstantColumn(lake_schema->GetFieldByName(needed[i])->type(),
+                                      path_value[i], rg_rows));
+        }
+        arrow::FieldVector fields;
+        for (std::size_t i = 0; i < needed.size(); ++i) {
+          fields.push_back(arrow::field(needed[i], cols[i]->type()));
+        }
+        auto table = arrow::Table::Make(arrow::schema(fields), cols, rg_rows);
+
+        if (sorted_search) {
+          // Binary search for each symbol's contiguous run of rows (the file is sorted by
+          // ticker: declared in its sorting columns).
+          auto sc = rgmd->sorting_columns();
+          const bool declared =
+              !sc.empty() && sc.front().column_idx == sym_idx && !sc.front().descending;
+          std::size_t ti =
+              std::find(needed.begin(), needed.end(), sym_col) - needed.begin();
+          auto tick = cols[ti];
+          if (declared && tick->num_chunks() == 1 &&
+              tick->type()->id() == arrow::Type::DICTIONARY) {
+            const auto& dict_arr =
+                static_cast<const arrow::DictionaryArray&>(*tick->chunk(0));
+            const auto& dict =
+                static_cast<const arrow::StringArray&>(*dict_arr.dictionary());
+            auto value = [&](int64_t row) {
+              return dict.GetView(dict_arr.GetValueIndex(row));
+            };
+            bool any = false;
+            for (std::size_t s = 0; s < symbols.size(); ++s) {
+              int64_t lo = 0, hi = rg_rows;
+              while (lo < hi) {
+                int64_t mid = (lo + hi) / 2;
+                if (value(mid) < symbols[s])
+                  lo = mid + 1;
+                else
+                  hi = mid;
+              }
+              int64_t begin = lo;
+              hi = rg_rows;
+              while (lo < hi) {
+                int64_t mid = (lo + hi) / 2;
+                if (value(mid) <= symbols[s])
+                  lo = mid + 1;
+                else
+                  hi = mid;
+              }
+              if (lo > begin) {
+                pieces.push_back(
+                    Piece{s, this_file, rg, table->Slice(begin, lo - begin), false});
+                stats.rows_scanned += lo - begin;
+                any = true;
+              }
+            }
+            if (!any) ++stats.row_groups_pruned;
+            continue;
+          }
+        }
+        stats.rows_scanned += rg_rows;
+        pieces.push_back(Piece{0, this_file, rg, table, by_symbol});
+      }
+    }
+  }
+  stats.bytes_read += bytes.load();
+
+  std::stable_sort(pieces.begin(), pieces.end(), [](const Piece& a, const Piece& b) {
+    if (a.symbol_order != b.symbol_order) return a.symbol_order < b.symbol_order;
+    if (a.file_order != b.file_order) return a.file_order < b.file_order;
+    return a.rg < b.rg;
+  });
+
+  // Filter (condition, and the symbol set where no binary search narrowed the rows),
+  // then project to the output schema.
+  std::optional<cp::Expression> sym_filter;
+  if (symbol_set) {
+    sym_filter =
+        cp::call("is_in", {cp::field_ref(sym_col)}, cp::SetLookupOptions(symbol_set));
+  }
+  std::vector<int> out_idx;
+  for (const auto& f : out_schema->fields()) {
+    out_idx.push_back(static_cast<int>(
+        std::find(needed.begin(), needed.end(), f->name()) - needed.begin()));
+  }
+  std::vector<std::shared_ptr<arrow::RecordBatch>> batches;
+  for (const auto& p : pieces) {
+    std::optional<cp::Expression> filter = cond;
+    if (p.needs_symbol_filter && sym_filter) {
+      filter = filter ? cp::and_(*filter, *sym_filter) : *sym_filter;
+    }
+    std::optional<cp::Expression> bound;
+    if (filter) {
+      ARROW_ASSIGN_OR_RAISE(bound, filter->Bind(*p.table->schema()));
+    }
+    arrow::TableBatchReader rd(*p.table);
+    std::shared_ptr<arrow::RecordBatch> batch;
+    while (true) {
+      ARROW_RETURN_NOT_OK(rd.ReadNext(&batch));
+      if (!batch) break;
+      if (bound) {
+        ARROW_ASSIGN_OR_RAISE(auto mask,
+                              cp::ExecuteScalarExpression(*bound, cp::ExecBatch(*batch)));
+        if (mask.is_scalar()) {
+          const auto& s = mask.scalar_as<arrow::BooleanScalar>();
+          if (!s.is_valid || !s.value) continue;
+        } else {
+          ARROW_ASSIGN_OR_RAISE(auto filtered, cp::Filter(batch, mask));
+          batch = filtered.record_batch();
+        }
+      }
+      if (batch->num_rows() == 0) continue;
+      arrow::ArrayVector arrays;
+      for (std::size_t i = 0; i < out_idx.size(); ++i) {
+        auto a = batch->column(out_idx[i]);
+        const auto& want = out_schema->field(static_cast<int>(i))->type();
+        if (!a->type()->Equals(*want)) {
+          ARROW_ASSIGN_OR_RAISE(auto cast, cp::Cast(*a, want));
+          a = cast;
+        }
+        arrays.push_back(std::move(a));
+      }
+      batches.push_back(arrow::RecordBatch::Make(out_schema, batch->num_rows(), arrays));
+    }
+  }
+  std::shared_ptr<arrow::Table> table;
+  if (batches.empty()) {
+    ARROW_ASSIGN_OR_RAISE(table, arrow::Table::MakeEmpty(out_schema));
+  } else {
+    ARROW_ASSIGN_OR_RAISE(table, arrow::Table::FromRecordBatches(out_schema, batches));
+    bool has_dict = false;
+    for (const auto& f : out_schema->fields()) {
+      has_dict = has_dict || f->type()->id() == arrow::Type::DICTIONARY;
+    }
+    if (has_dict && batches.size() > 1) {
+      ARROW_ASSIGN_OR_RAISE(table, arrow::DictionaryUnifier::UnifyTable(*table));
+    }
+  }
+  stats.rows = table->num_rows();
+  stats.seconds =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  result.table = std::move(table);
+  return result;
+}
+
+}  // namespace qlake::query
