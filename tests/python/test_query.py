@@ -231,3 +231,34 @@ def test_cli_bad_range_and_missing_lake(run_qlake, tmp_path, query_lakes):
                      "2025-01-02", "--to", "2025-01-08", "--format", "csv")
     assert proc.stdout.splitlines() == [
         "ticker,volume,open,close,high,low,window_start,transactions,date,flags"]
+
+
+def test_feature_dataset(query_lakes, run_qlake, qlake_module):
+    """features/stocks_daily (qlake features) is queried like a raw dataset; DuckDB agrees."""
+    lake = query_lakes["daily"]
+    run_qlake("-q", "features", "--dataset", "stocks_daily", "--from", "2025-01-02", "--to",
+              "2025-01-08", "--lake", lake)
+    files = sorted((lake / "features" / "stocks_daily").rglob("*.parquet"))
+    cols = [f.name for f in pq.read_schema(files[0])]
+    con = duckdb.connect()
+    con.execute("SET TimeZone = 'UTC'")
+    want = con.execute(
+        f"SELECT {', '.join(cols)} FROM read_parquet('{lake}/features/stocks_daily/**/*.parquet',"
+        " hive_partitioning = true) WHERE ticker IN ('AAPL', 'MSFT') AND date BETWEEN "
+        "DATE '2025-01-03' AND DATE '2025-01-07' ORDER BY ticker, window_start").fetch_df()
+    assert len(want) == 6
+    t = qlake_module.query(str(lake), "features/stocks_daily", ["MSFT", "AAPL"], "2025-01-03",
+                           "2025-01-07")
+    assert t.column_names == cols
+    got = t.to_pandas()
+    for c in cols:
+        if c in ("ticker",):
+            assert got[c].astype(str).tolist() == want[c].astype(str).tolist()
+        elif c == "window_start":
+            assert (pd.to_datetime(got[c], utc=True) == pd.to_datetime(want[c], utc=True)).all()
+        elif pd.api.types.is_numeric_dtype(want[c]):
+            pd.testing.assert_series_equal(got[c].astype("float64"), want[c].astype("float64"),
+                                           check_names=False)
+    proc = run_qlake("query", "--lake", lake, "--dataset", "features/stocks_daily", "--symbols",
+                     "AAPL", "--from", "2025-01-03", "--to", "2025-01-07", "--format", "csv")
+    assert len(proc.stdout.splitlines()) == 4

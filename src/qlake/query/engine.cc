@@ -261,10 +261,11 @@ arrow::Result<std::shared_ptr<Engine::FileState>> Engine::GetFile(const std::str
   return st;
 }
 
-arrow::Result<std::shared_ptr<arrow::Schema>> Engine::OutputSchema(
-    const QueryOptions& options) {
-  ARROW_ASSIGN_OR_RAISE(auto spec, catalog::FindDataset(options.dataset));
-  auto lake_schema = ingest::LakeSchema(*spec);
+namespace {
+
+// `lake_schema` restricted to `columns` in their order (all if empty).
+arrow::Result<std::shared_ptr<arrow::Schema>> Project(
+    const std::shared_ptr<arrow::Schema>& lake_schema, const QueryOptions& options) {
   if (options.columns.empty()) return lake_schema;
   arrow::FieldVector fields;
   std::set<std::string> seen;
@@ -283,17 +284,71 @@ arrow::Result<std::shared_ptr<arrow::Schema>> Engine::OutputSchema(
   return arrow::schema(fields);
 }
 
+constexpr std::string_view kFeaturesPrefix = "features/";
+
+}  // namespace
+
+arrow::Result<std::shared_ptr<arrow::Schema>> Engine::DatasetSchema(
+    const std::string& dataset, const std::vector<lake::CommitRecord>& records,
+    QueryStats* stats) {
+  if (dataset.rfind(kFeaturesPrefix, 0) != 0) {
+    ARROW_ASSIGN_OR_RAISE(auto spec, catalog::FindDataset(dataset));
+    return ingest::LakeSchema(*spec);
+  }
+  // Feature datasets: the schema of a committed file (features.md lists the columns).
+  std::optional<lake::CommitRecord> any;
+  for (const auto& r : records) {
+    if (!r.files.empty()) {
+      any = r;
+      break;
+    }
+  }
+  if (!any) {
+    ARROW_ASSIGN_OR_RAISE(auto days, lake_->ListCommittedDays(dataset));
+    for (auto it = days.rbegin(); it != days.rend() && !any; ++it) {
+      ARROW_ASSIGN_OR_RAISE(auto r, lake_->GetCommit(dataset, *it));
+      if (r && !r->files.empty()) any = std::move(r);
+    }
+  }
+  if (!any) {
+    return arrow::Status::Invalid(
+        "query: ", dataset, " has no committed days in the lake (run qlake features)");
+  }
+  const auto& entry = any->files.front();
+  const std::string path = lake_->PathOf(dataset + "/" + entry.path);
+  ARROW_ASSIGN_OR_RAISE(
+      auto fs,
+      GetFile(fmt::format("{}@{}:{:08x}", path, entry.size, entry.crc32), path, stats));
+  return fs->schema;
+}
+
+arrow::Result<std::shared_ptr<arrow::Schema>> Engine::OutputSchema(
+    const QueryOptions& options) {
+  QueryStats stats;
+  ARROW_ASSIGN_OR_RAISE(auto lake_schema, DatasetSchema(options.dataset, {}, &stats));
+  return Project(lake_schema, options);
+}
+
 arrow::Result<QueryResult> Engine::Query(const QueryOptions& options) {
   const auto t0 = std::chrono::steady_clock::now();
   ARROW_RETURN_NOT_OK(options.Validate());
-  ARROW_ASSIGN_OR_RAISE(auto spec, catalog::FindDataset(options.dataset));
+  const bool feature = options.dataset.rfind(kFeaturesPrefix, 0) == 0;
+  ARROW_ASSIGN_OR_RAISE(
+      auto spec,
+      catalog::FindDataset(feature ? options.dataset.substr(kFeaturesPrefix.size())
+                                   : options.dataset));
   if (!spec->ingestible) {
     return arrow::Status::Invalid("query: dataset ", options.dataset,
                                   " is not in the lake (not ingestible yet)");
   }
   const bool minute = spec->granularity == catalog::Granularity::kMinute;
-  auto lake_schema = ingest::LakeSchema(*spec);
-  ARROW_ASSIGN_OR_RAISE(auto out_schema, OutputSchema(options));
+  QueryResult result;
+  QueryStats& stats = result.stats;
+  ARROW_ASSIGN_OR_RAISE(auto records,
+                        Records(options.dataset, options.from, options.to, &stats));
+  ARROW_ASSIGN_OR_RAISE(auto lake_schema,
+                        DatasetSchema(options.dataset, records, &stats));
+  ARROW_ASSIGN_OR_RAISE(auto out_schema, Project(lake_schema, options));
 
   // The condition: --where plus the session filter.
   std::optional<cp::Expression> cond;
@@ -304,6 +359,9 @@ arrow::Result<QueryResult> Engine::Query(const QueryOptions& options) {
     if (!minute) {
       return arrow::Status::Invalid("query: --session needs a minute dataset; ",
                                     options.dataset, " has day bars");
+    }
+    if (!lake_schema->GetFieldByName("session")) {
+      return arrow::Status::Invalid("query: ", options.dataset, " has no session column");
     }
     arrow::StringBuilder b;
     ARROW_RETURN_NOT_OK(b.AppendValues(options.sessions));
@@ -318,7 +376,10 @@ arrow::Result<QueryResult> Engine::Query(const QueryOptions& options) {
   std::vector<std::string> symbols = options.symbols;
   std::sort(symbols.begin(), symbols.end());
   symbols.erase(std::unique(symbols.begin(), symbols.end()), symbols.end());
-  const std::string sym_col = spec->options ? "underlying" : "ticker";
+  // Options symbols are underlyings (feature files without that column: tickers).
+  const std::string sym_col = spec->options && lake_schema->GetFieldByName("underlying")
+                                  ? "underlying"
+                                  : "ticker";
   std::shared_ptr<arrow::Array> symbol_set;
   if (!symbols.empty()) {
     arrow::StringBuilder b;
@@ -334,11 +395,6 @@ arrow::Result<QueryResult> Engine::Query(const QueryOptions& options) {
   };
   for (const auto& c : cond_cols) add(c);
   if (!symbols.empty()) add(sym_col);
-
-  QueryResult result;
-  QueryStats& stats = result.stats;
-  ARROW_ASSIGN_OR_RAISE(auto records,
-                        Records(options.dataset, options.from, options.to, &stats));
 
   std::vector<Piece> pieces;
   std::atomic<int64_t> bytes{0};
@@ -389,7 +445,7 @@ arrow::Result<QueryResult> Engine::Query(const QueryOptions& options) {
       const int sym_idx = fs->schema->GetFieldIndex(sym_col);
       // Symbol narrowing applies when the file holds the symbol column.
       const bool by_symbol = !symbols.empty() && sym_idx >= 0;
-      const bool sorted_search = by_symbol && !spec->options;
+      const bool sorted_search = by_symbol && sym_col == "ticker";
 
       std::optional<cp::Expression> bound_cond;
       if (cond) {

@@ -22,6 +22,9 @@
 //     chunk (column x row group) at a time, through the shared ColumnChunkCache;
 //  6. evaluates the condition (and the --session filter) on the selected rows.
 //
+// Feature datasets ("features/stocks_daily", qlake/features/features.h) are read the same
+// way; their schema is that of their committed files.
+//
 // Row order: with symbols, by (symbol, time) -- symbols in sorted order; without symbols
 // or for options (where symbols are underlyings), by (day, ticker, time).
 //
@@ -50,6 +53,8 @@
 namespace qlake::query {
 
 struct QueryOptions {
+  /// A raw dataset ("stocks_minute") or a feature dataset ("features/stocks_minute",
+  /// whose columns are those of its committed files).
   std::string dataset;
   /// Tickers (options datasets: underlyings). Empty = every symbol.
   std::vector<std::string> symbols;
@@ -120,6 +125,10 @@ class Engine {
  private:
   Engine(std::shared_ptr<lake::Lake> lake, EngineOptions options);
 
+  // The lake schema of a raw dataset, or a committed file's schema for features/<x>.
+  arrow::Result<std::shared_ptr<arrow::Schema>> DatasetSchema(
+      const std::string& dataset, const std::vector<lake::CommitRecord>& records,
+      QueryStats* stats);
   arrow::Result<std::vector<lake::CommitRecord>> Records(const std::string& dataset,
                                                          Date from, Date to,
                                                          QueryStats* stats);
