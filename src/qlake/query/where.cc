@@ -9,6 +9,7 @@
 
 #include <arrow/builder.h>
 #include <arrow/compute/api.h>
+#include <arrow/compute/initialize.h>
 #include <arrow/scalar.h>
 #include <arrow/type.h>
 #include <fmt/format.h>
@@ -457,6 +458,10 @@ void CollectFields(const cp::Expression& e, std::set<std::string>* out) {
 
 arrow::Result<cp::Expression> ParseWhere(std::string_view text,
                                          const arrow::Schema& schema) {
+  // Binding needs the compute function registry (idempotent; pyarrow and the CLI do it
+  // too, but a library caller may not have).
+  static const arrow::Status init = arrow::compute::Initialize();
+  ARROW_RETURN_NOT_OK(init);
   ARROW_ASSIGN_OR_RAISE(auto toks, Lex(text));
   if (toks.size() == 1) return arrow::Status::Invalid("where: empty expression");
   Parser p(std::move(toks), schema);
