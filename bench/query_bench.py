@@ -14,7 +14,7 @@ each measured
   * warm: the same read repeated --warm-runs times in one process.
 
 DuckDB reads `read_parquet('<lake>/<dataset>/**/*.parquet', hive_partitioning = true)` with
-the same symbol and date filters and returns an Arrow table (fetch_arrow_table), so both
+the same symbol and date filters and returns an Arrow table (to_arrow_table), so both
 sides hand the caller the same thing. For qlake it reports bytes read from storage (cold)
 and the column-chunk cache hit rate (warm).
 
@@ -103,12 +103,12 @@ sql = (f"SELECT * FROM read_parquet('{{args['lake']}}/{{args['dataset']}}/**/*.p
        f"AND date BETWEEN DATE '{{args['from']}}' AND DATE '{{args['to']}}' "
        f"ORDER BY ticker, window_start")
 t = time.perf_counter()
-tab = con.execute(sql).fetch_arrow_table()
+tab = con.execute(sql).to_arrow_table()
 dt = time.perf_counter() - t
 times = []
 for _ in range(args["warm"]):
     t = time.perf_counter()
-    tab2 = con.execute(sql).fetch_arrow_table()
+    tab2 = con.execute(sql).to_arrow_table()
     times.append(time.perf_counter() - t)
     assert tab2.num_rows == tab.num_rows
 print(json.dumps(dict(cold=dt, warm=times, rows=tab.num_rows)))

@@ -593,8 +593,15 @@ arrow::Result<QueryResult> Engine::Query(const QueryOptions& options) {
                   hi = mid;
               }
               if (lo > begin) {
-                pieces.push_back(
-                    Piece{s, this_file, rg, table->Slice(begin, lo - begin), false});
+                // The slice's ticker column is one value: give it a one-entry dictionary
+                // so results do not carry (and unify) whole row-group dictionaries.
+                auto slice = table->Slice(begin, lo - begin);
+                ARROW_ASSIGN_OR_RAISE(
+                    auto one, ConstantColumn(tick->type(), symbols[s], lo - begin));
+                ARROW_ASSIGN_OR_RAISE(
+                    slice, slice->SetColumn(static_cast<int>(ti),
+                                            slice->field(static_cast<int>(ti)), one));
+                pieces.push_back(Piece{s, this_file, rg, slice, false});
                 stats.rows_scanned += lo - begin;
                 any = true;
               }
