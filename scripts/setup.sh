@@ -39,4 +39,17 @@ if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
   .venv/bin/pip install -q --disable-pip-version-check -r requirements-dev.txt
   echo "$want" > "$stamp"
 fi
+
+# pyqlib 0.9.7 in its own venv (old pandas/numpy), for the Qlib export tests and benchmark.
+if [ ! -x .venv-qlib/bin/python ]; then
+  echo "setup: creating .venv-qlib with $($PYTHON --version)"
+  "$PYTHON" -m venv .venv-qlib
+fi
+stamp=.venv-qlib/.requirements-qlib.sha256
+want=$(sha256sum requirements-qlib.txt | cut -d' ' -f1)
+if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
+  echo "setup: installing pinned pyqlib and its loader dependencies into .venv-qlib"
+  .venv-qlib/bin/pip install -q --disable-pip-version-check --no-deps -r requirements-qlib.txt
+  echo "$want" > "$stamp"
+fi
 echo "setup: ok"

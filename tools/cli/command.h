@@ -49,6 +49,7 @@ Runner SetupFeatures(CLI::App& app);
 Runner SetupIngest(CLI::App& app);
 Runner SetupProfile(CLI::App& app);
 Runner SetupQuery(CLI::App& app);
+Runner SetupQlib(CLI::App& app);
 Runner SetupSynth(CLI::App& app);
 
 }  // namespace qlake::cli

@@ -11,6 +11,7 @@ constexpr Command kCommands[] = {
      SetupFeatures},
     {"query", "Read symbols x a date range of a lake dataset (table, CSV, JSON, Parquet)",
      SetupQuery},
+    {"qlib", "Export the lake as a Qlib provider directory (qlib export)", SetupQlib},
     {"calendar", "List NYSE sessions with open/close times in ET and UTC", SetupCalendar},
     {"profile", "Show the machine profile and the processing mode it selects",
      SetupProfile},

@@ -1,0 +1,343 @@
+"""qlake qlib export, checked by loading the store with real pyqlib 0.9.7.
+
+The store is loaded in .venv-qlib (tests/python/qlib/qlib_load.py, made by scripts/setup.sh)
+and what Qlib returns (calendar, instrument spans, D.features over the market pool and over a
+plain list of codes) is compared with an independent oracle computed here from the lake with
+pyarrow, the NYSE calendar from exchange_calendars, and a Python copy of the documented
+symbol mapping. Incremental exports (several appends, a re-export of past days, interrupted
+runs) must give bins byte-identical to one full export of the same range.
+"""
+
+import filecmp
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.dataset as ds
+import pytest
+
+from conftest import REPO
+
+QLIB_PY = REPO / ".venv-qlib" / "bin" / "python"
+LOADER = Path(__file__).parent / "qlib" / "qlib_load.py"
+FROM, TO = "2024-12-20", "2025-01-03"  # Christmas early close, two holidays
+FIELDS = ["open", "high", "low", "close", "volume", "vwap", "factor", "change"]
+
+pytestmark = pytest.mark.skipif(
+    not QLIB_PY.exists(), reason=".venv-qlib missing: run scripts/setup.sh"
+)
+
+
+def qlake(qlake_bin, *args, env=None, check=True):
+    e = {k: v for k, v in os.environ.items() if not k.startswith("QLAKE_")}
+    e.update(env or {})
+    p = subprocess.run([str(qlake_bin), *map(str, args)], capture_output=True, text=True, env=e)
+    if check and p.returncode != 0:
+        raise AssertionError(f"qlake {args} exited {p.returncode}\n{p.stdout}\n{p.stderr}")
+    return p
+
+
+def export(qlake_bin, lake, out, freq, *extra, env=None, check=True):
+    return qlake(
+        qlake_bin, "-q", "qlib", "export", "--lake", lake, "--out", out, "--freq", freq,
+        "--no-fsync", *extra, env=env, check=check,
+    )
+
+
+def qlib_load(root, freq, out, fields=FIELDS):
+    p = subprocess.run(
+        [str(QLIB_PY), str(LOADER), str(root), freq, str(out), "--fields", ",".join(fields)],
+        capture_output=True, text=True, timeout=600,
+    )
+    assert p.returncode == 0, p.stdout + p.stderr
+    return dict(np.load(out))
+
+
+# ---- the documented symbol mapping, reimplemented (docs/qlib.md) ----------------------
+
+RESERVED = {"CON", "PRN", "AUX", "NUL"} | {f"COM{i}" for i in range(10)} | {
+    f"LPT{i}" for i in range(10)
+}
+
+
+def code_of(ticker: str) -> str:
+    out = []
+    for ch in ticker:
+        if ch.isascii() and (ch.isupper() or ch.isdigit()):
+            out.append(ch)
+        elif "a" <= ch <= "z":
+            out.append("_" + ch.upper())
+        elif ch == ".":
+            out.append("-")
+        else:
+            out.extend("__%02X" % b for b in ch.encode())
+    code = "".join(out)
+    return code + "_" if code in ("NA", "NULL") else code
+
+
+def dir_of(code: str) -> str:
+    return ("_qlib_" + code if code.upper() in RESERVED else code).lower()
+
+
+# ---- fixtures -------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def lake(qlake_bin, tmp_path_factory):
+    root = tmp_path_factory.mktemp("qlib")
+    qlake(qlake_bin, "-q", "synth", "--out", root / "mirror", "--from", FROM, "--to", TO,
+          "--scale", "0.02", "--seed", "11", "--datasets", "stocks_daily,stocks_minute")
+    for d in ("stocks_daily", "stocks_minute"):
+        qlake(qlake_bin, "-q", "ingest", "--dataset", d, "--from", FROM, "--to", TO,
+              "--source", root / "mirror", "--lake", root / "lake")
+    return root / "lake"
+
+
+def read_lake(lake, dataset, columns):
+    t = ds.dataset(lake / dataset, format="parquet", partitioning="hive").to_table(
+        columns=columns)
+    t = t.set_column(t.schema.get_field_index("ticker"), "ticker",
+                     pc.cast(t["ticker"], pa.string()))
+    return t.to_pandas()
+
+
+def sessions():
+    import exchange_calendars as xc
+
+    cal = xc.get_calendar("XNYS")
+    s = cal.sessions_in_range(FROM, TO)
+    return s, cal
+
+
+def expected_day(lake, to=TO):
+    d = read_lake(lake, "stocks_daily",
+                  ["ticker", "open", "high", "low", "close", "volume", "transactions", "date"])
+    d = d[d["date"].astype(str) <= to]
+    m = read_lake(lake, "stocks_minute", ["ticker", "high", "low", "close", "volume", "date"])
+    tp = (m["high"].astype(np.float64) + m["low"] + m["close"]) / 3
+    m["pv"] = tp * m["volume"].astype(np.float64)
+    m["v"] = m["volume"].astype(np.float64)
+    g = m.groupby(["ticker", "date"])[["pv", "v"]].sum()
+    vw = (g["pv"] / g["v"]).astype(np.float32).rename("mvwap").reset_index()
+    d = d.merge(vw, on=["ticker", "date"], how="left")
+    tp_day = ((d["high"].astype(np.float64) + d["low"] + d["close"]) / 3).astype(np.float32)
+    d["vwap"] = np.where(d["mvwap"].notna(), d["mvwap"], tp_day).astype(np.float32)
+    d["dt"] = d["date"].astype(str) + " 00:00:00"
+    return d
+
+
+def expected_minute(lake, to=TO):
+    m = read_lake(lake, "stocks_minute",
+                  ["ticker", "open", "high", "low", "close", "volume", "window_start",
+                   "session", "date"])
+    m = m[(m["session"].astype(str) == "regular") & (m["date"].astype(str) <= to)]
+    ny = m["window_start"].dt.tz_convert("America/New_York")
+    m["dt"] = ny.dt.strftime("%Y-%m-%d %H:%M:%S")
+    m["vwap"] = ((m["high"].astype(np.float64) + m["low"] + m["close"]) / 3).astype(np.float32)
+    return m
+
+
+def check_against_lake(got, exp, calendar, freq, fields=FIELDS):
+    """Compares the qlib_load output with the oracle frame `exp` (one row per bar)."""
+    exp = exp.copy()
+    exp["code"] = exp["ticker"].map(code_of)
+    exp = exp.sort_values(["code", "dt"])
+    cal_index = {c: i for i, c in enumerate(calendar)}
+    assert list(got["calendar"]) == calendar
+
+    # Spans: first/last day of each code.
+    firsts = exp.groupby("code")["dt"].min().str[:10]
+    lasts = exp.groupby("code")["dt"].max().str[:10]
+    assert list(got["span_codes"]) == sorted(firsts.index)
+    end_time = " 00:00:00" if freq == "day" else " 23:59:59"
+    # D.list_instruments clips spans to the calendar's first and last row.
+    assert list(got["span_start"]) == [
+        max(firsts[c] + " 00:00:00", calendar[0]) for c in got["span_codes"]]
+    assert list(got["span_end"]) == [
+        min(lasts[c] + end_time, calendar[-1]) for c in got["span_codes"]]
+
+    # Expected dense matrix: every calendar row from each code's first to last bar.
+    exp["row"] = exp["dt"].map(cal_index)
+    assert exp["row"].notna().all(), "a lake bar falls outside the exported calendar"
+    change = np.full(len(exp), np.nan, dtype=np.float32)
+    close = exp["close"].to_numpy(np.float32)
+    codes = exp["code"].to_numpy()
+    same = np.r_[False, codes[1:] == codes[:-1]]
+    change[same] = (close[1:].astype(np.float64)[same[1:]]
+                    / close[:-1].astype(np.float64)[same[1:]] - 1).astype(np.float32)
+    exp["change"] = change
+    exp["factor"] = np.float32(1.0)
+    want_keys, want_vals = [], []
+    for code, grp in exp.groupby("code", sort=True):
+        rows = grp["row"].to_numpy(int)
+        dense = np.full((rows[-1] - rows[0] + 1, len(fields)), np.nan, dtype=np.float32)
+        for k, f in enumerate(fields):
+            dense[rows - rows[0], k] = grp[f].to_numpy().astype(np.float32)
+        for r in range(rows[0], rows[-1] + 1):
+            want_keys.append((code, calendar[r]))
+        want_vals.append(dense)
+    want_vals = np.concatenate(want_vals)
+    for suffix in ("", "_list"):
+        keys = list(zip(got["inst" + suffix], got["dt" + suffix]))
+        assert keys == want_keys, f"rows differ ({suffix or 'market pool'})"
+        vals = got["values" + suffix]
+        for k, f in enumerate(fields):
+            a, b = vals[:, k], want_vals[:, k]
+            assert np.array_equal(np.isnan(a), np.isnan(b)), f"NaN pattern of ${f}"
+            if f == "vwap":
+                np.testing.assert_allclose(a, b, rtol=2e-7, equal_nan=True, err_msg=f)
+            else:
+                assert np.array_equal(a, b, equal_nan=True), f"values of ${f}"
+    return exp
+
+
+def assert_same_store(a, b):
+    """Byte-identical calendars, instruments and bins."""
+    for sub in ("calendars", "instruments"):
+        cmp = filecmp.dircmp(a / sub, b / sub)
+        assert not cmp.left_only and not cmp.right_only, (cmp.left_only, cmp.right_only)
+        for f in cmp.common_files:
+            assert (a / sub / f).read_bytes() == (b / sub / f).read_bytes(), f
+    fa = sorted(p.relative_to(a) for p in (a / "features").rglob("*") if p.is_file())
+    fb = sorted(p.relative_to(b) for p in (b / "features").rglob("*") if p.is_file())
+    assert fa == fb
+    for p in fa:
+        assert (a / p).read_bytes() == (b / p).read_bytes(), p
+
+
+def day_calendar():
+    s, _ = sessions()
+    return [str(d.date()) + " 00:00:00" for d in s]
+
+
+def minute_calendar():
+    s, cal = sessions()
+    out = []
+    for d in s:
+        op = cal.session_open(d).tz_convert("America/New_York")
+        cl = cal.session_close(d).tz_convert("America/New_York")
+        t = op
+        while t < cl:
+            out.append(t.strftime("%Y-%m-%d %H:%M:%S"))
+            t += np.timedelta64(1, "m")
+    return out
+
+
+# ---- tests ----------------------------------------------------------------------------
+
+
+def test_day_full_and_incremental_match_lake_in_qlib(qlake_bin, lake, tmp_path):
+    full, inc = tmp_path / "full", tmp_path / "inc"
+    extra = ["--fields", "transactions"]
+    export(qlake_bin, lake, full, "day", *extra)
+    export(qlake_bin, lake, inc, "day", "--to", "2024-12-23", *extra)
+    export(qlake_bin, lake, inc, "day", "--to", "2024-12-27", *extra)
+    export(qlake_bin, lake, inc, "day", *extra)
+    assert_same_store(full, inc)
+    # Re-exporting past days rewrites them in place: still identical.
+    export(qlake_bin, lake, inc, "day", "--from", "2024-12-24", "--to", "2024-12-27", *extra)
+    assert_same_store(full, inc)
+    # Nothing new: a no-op.
+    p = qlake(qlake_bin, "qlib", "export", "--lake", lake, "--out", inc, "--freq", "day",
+              *extra)
+    assert "up to date" in p.stdout
+
+    fields = FIELDS + ["transactions"]
+    got = qlib_load(inc, "day", tmp_path / "day.npz", fields)
+    exp = check_against_lake(got, expected_day(lake), day_calendar(), "day", fields)
+    # The nasty tickers are there under their documented codes and directories.
+    codes = set(got["span_codes"])
+    for t in ("NA", "NULL", "NAN", "CON", "PRN", "NUL", "AUX", "LPT1", "BRK.B", "JPMpC",
+              "BRACr", "BRACR", "ACAH.U"):
+        assert code_of(t) in codes, t
+        assert (inc / "features" / dir_of(code_of(t)) / "close.day.bin").exists(), t
+    assert "NA_" in codes and "BRK-B" in codes and (inc / "features" / "_qlib_con").is_dir()
+    # Gaps exist in this data (names that list/delist or skip days), so NaN rows were tested.
+    assert np.isnan(got["values"][:, 3]).any()
+    # Day bars with and without minute bars: vwap from minutes for most.
+    assert exp["mvwap"].notna().mean() > 0.5
+
+
+def test_minute_full_and_incremental_match_lake_in_qlib(qlake_bin, lake, tmp_path):
+    full, inc = tmp_path / "full", tmp_path / "inc"
+    export(qlake_bin, lake, full, "1min")
+    export(qlake_bin, lake, inc, "1min", "--to", "2024-12-24", "--batch-mb", "1")
+    export(qlake_bin, lake, inc, "1min", "--to", "2024-12-31")
+    export(qlake_bin, lake, inc, "1min")
+    assert_same_store(full, inc)
+    export(qlake_bin, lake, inc, "1min", "--from", "2024-12-24", "--to", "2024-12-26")
+    assert_same_store(full, inc)
+    cal = minute_calendar()
+    assert sum(c.startswith("2024-12-24") for c in cal) == 210  # early close
+    got = qlib_load(inc, "1min", tmp_path / "min.npz")
+    check_against_lake(got, expected_minute(lake), cal, "1min")
+
+
+def test_extended_session_calendar(qlake_bin, lake, tmp_path):
+    out = tmp_path / "ext"
+    export(qlake_bin, lake, out, "1min", "--session", "extended", "--to", "2024-12-23")
+    lines = (out / "calendars" / "1min.txt").read_text().splitlines()
+    assert len(lines) == 2 * 960
+    assert lines[0] == "2024-12-20 04:00:00" and lines[-1] == "2024-12-23 19:59:00"
+    # Changing the session of an existing store needs --rebuild.
+    p = export(qlake_bin, lake, out, "1min", check=False)
+    assert p.returncode != 0 and "--rebuild" in p.stderr
+    export(qlake_bin, lake, out, "1min", "--rebuild", "--to", "2024-12-23")
+    assert len((out / "calendars" / "1min.txt").read_text().splitlines()) == 2 * 390
+
+
+@pytest.mark.parametrize("where", ["before_commit", "after_commit"])
+def test_interrupted_append_leaves_old_store_and_rerun_completes(qlake_bin, lake, tmp_path,
+                                                                 where):
+    full, inc = tmp_path / "full", tmp_path / "inc"
+    export(qlake_bin, lake, full, "day")
+    export(qlake_bin, lake, inc, "day", "--to", "2024-12-26")
+    before = {p.relative_to(inc): p.read_bytes() for p in inc.rglob("*") if p.is_file()}
+    p = export(qlake_bin, lake, inc, "day", env={"QLAKE_QLIB_CRASH": where}, check=False)
+    assert p.returncode == 86, p.stderr
+    cal = (inc / "calendars" / "day.txt").read_text()
+    if where == "before_commit":
+        # The visible store is the old one: same calendar and instruments; bins only grew
+        # past the calendar's end, which Qlib never reads.
+        assert cal == before[Path("calendars/day.txt")].decode()
+        assert (inc / "instruments/all.txt").read_bytes() == before[Path("instruments/all.txt")]
+        got = qlib_load(inc, "day", tmp_path / "crashed.npz")
+        assert list(got["calendar"])[-1] == "2024-12-26 00:00:00"
+        assert not np.isnan(got["values"][:, 3]).all()
+    export(qlake_bin, lake, inc, "day")
+    assert not (inc / ".qlake" / "journal.json").exists()
+    assert_same_store(full, inc)
+
+
+def test_market_symbols_and_errors(qlake_bin, lake, tmp_path):
+    out = tmp_path / "m"
+    export(qlake_bin, lake, out, "day", "--symbols", "AAPL,BRK.B,NA", "--market", "mine",
+           "--to", "2024-12-27")
+    all_txt = (out / "instruments" / "all.txt").read_text()
+    assert [line.split("\t")[0] for line in all_txt.splitlines()] == ["AAPL", "BRK-B", "NA_"]
+    assert (out / "instruments" / "mine.txt").read_text() == all_txt
+    export(qlake_bin, lake, out, "day", "--symbols", "AAPL,BRK.B,NA")
+    assert "2025-01-03" in (out / "instruments" / "mine.txt").read_text()
+    # The calendar's start cannot move without --rebuild.
+    p = export(qlake_bin, lake, out, "day", "--from", "2024-12-19", check=False)
+    assert p.returncode != 0 and "--rebuild" in p.stderr
+    # Days the lake lacks: a clear error, nothing written.
+    p = export(qlake_bin, lake, tmp_path / "x", "day", "--to", "2025-01-10", check=False)
+    assert p.returncode != 0 and "lacks" in p.stderr and "2025-01-06" in p.stderr
+    assert not (tmp_path / "x").exists()
+    # A foreign non-empty folder is never overwritten.
+    (tmp_path / "foreign").mkdir()
+    (tmp_path / "foreign" / "keep.txt").write_text("mine")
+    p = export(qlake_bin, lake, tmp_path / "foreign", "day", check=False)
+    assert p.returncode != 0 and "not a qlake Qlib store" in p.stderr
+    # Fields must match the store; bad names are refused.
+    p = export(qlake_bin, lake, out, "day", "--fields", "transactions", check=False)
+    assert p.returncode != 0 and "--rebuild" in p.stderr
+    p = export(qlake_bin, lake, tmp_path / "y", "day", "--fields", "Bad-Name", check=False)
+    assert p.returncode != 0
+    p = export(qlake_bin, lake, tmp_path / "z", "day", "--fields", "no_such_col", check=False)
+    assert p.returncode != 0 and "no_such_col" in p.stderr
