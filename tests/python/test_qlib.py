@@ -341,3 +341,26 @@ def test_market_symbols_and_errors(qlake_bin, lake, tmp_path):
     assert p.returncode != 0
     p = export(qlake_bin, lake, tmp_path / "z", "day", "--fields", "no_such_col", check=False)
     assert p.returncode != 0 and "no_such_col" in p.stderr
+
+
+def read_bin(path):
+    a = np.fromfile(path, dtype="<f4")
+    return int(a[0]), a[1:]
+
+
+def test_feature_columns_come_from_the_features_dataset(qlake_bin, lake, tmp_path):
+    qlake(qlake_bin, "-q", "features", "--dataset", "stocks_daily", "--from", FROM, "--to", TO,
+          "--lake", lake)
+    out = tmp_path / "f"
+    export(qlake_bin, lake, out, "day", "--fields", "transactions,daily_return")
+    f = read_lake(lake, "features/stocks_daily", ["ticker", "date", "daily_return"])
+    cal = [c[:10] for c in day_calendar()]
+    for ticker in ("AAPL", "BRK.B", "NA"):
+        g = f[f["ticker"] == ticker].sort_values("date")
+        start, vals = read_bin(out / "features" / dir_of(code_of(ticker)) / "daily_return.day.bin")
+        rows = [cal.index(str(d)) - start for d in g["date"]]
+        want = g["daily_return"].to_numpy().astype(np.float32)
+        assert np.array_equal(vals[rows], want, equal_nan=True), ticker
+    # A name that is neither a lake nor a feature column fails clearly.
+    p = export(qlake_bin, lake, tmp_path / "g", "day", "--fields", "nope", check=False)
+    assert p.returncode != 0 and "nope" in p.stderr

@@ -558,6 +558,17 @@ class Exporter {
   explicit Exporter(ExportOptions o) : o_(std::move(o)) {}
 
   arrow::Result<ExportReport> Run();
+  // After a failed Run: removes a half-built store, or rolls back (or finishes) an
+  // interrupted transaction, so a failed run leaves the previous store as it was.
+  void CleanUpAfterFailure() {
+    if (root_.empty()) return;
+    if (root_ != o_.out) {
+      (void)RemoveAll(root_);
+    } else if (auto r = Recover(o_.out); !r.ok()) {
+      spdlog::warn("qlib export: cleanup of {} failed ({}); the next run retries", o_.out,
+                   r.status().ToString());
+    }
+  }
 
  private:
   arrow::Status Plan();
@@ -1467,7 +1478,9 @@ arrow::Result<SessionMode> ParseSessionMode(std::string_view s) {
 
 arrow::Result<ExportReport> Export(const ExportOptions& options) {
   Exporter e(options);
-  return e.Run();
+  auto r = e.Run();
+  if (!r.ok()) e.CleanUpAfterFailure();
+  return r;
 }
 
 }  // namespace qlake::qlib
