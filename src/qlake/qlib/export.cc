@@ -954,6 +954,8 @@ arrow::Status Exporter::ReadDay(std::size_t k) {
     ARROW_ASSIGN_OR_RAISE(auto ids, TickerIds(*t->column(0), [&](std::string_view tk) {
                             return Resolve(tk);
                           }));
+    // Resolve may have added more symbols than the headroom reserved before the day.
+    if (batch_.size() < syms_.size()) batch_.resize(syms_.size() + (1 << 17));
     std::array<std::vector<float>, 5> v;
     for (int c = 0; c < 5; ++c) {
       ARROW_ASSIGN_OR_RAISE(v[c], ColumnAs<float>(*t->column(1 + c), cols[1 + c]));
@@ -1416,7 +1418,7 @@ arrow::Result<ExportReport> Exporter::Run() {
     std::size_t j = i;
     while (j < rewrite_days_.size() && (j == i || batch_bytes_ < o_.batch_bytes) &&
            (j == i || rewrite_days_[j] == rewrite_days_[j - 1] + 1)) {
-      batch_.resize(std::max(batch_.size(), syms_.size() + 1024));
+      batch_.resize(std::max(batch_.size(), syms_.size() + (1 << 17)));
       ARROW_RETURN_NOT_OK(ReadDay(rewrite_days_[j]));
       ++j;
     }
@@ -1429,7 +1431,7 @@ arrow::Result<ExportReport> Exporter::Run() {
   while (i < append_days_.size()) {
     std::size_t j = i;
     while (j < append_days_.size() && (j == i || batch_bytes_ < o_.batch_bytes)) {
-      batch_.resize(std::max(batch_.size(), syms_.size() + 1024));
+      batch_.resize(std::max(batch_.size(), syms_.size() + (1 << 17)));
       ARROW_RETURN_NOT_OK(ReadDay(append_days_[j]));
       ++j;
     }
