@@ -12,6 +12,7 @@ APT_PACKAGES=(
   libfmt-dev libspdlog-dev libcli11-dev libyaml-cpp-dev nlohmann-json3-dev
   libgtest-dev libgmock-dev libbenchmark-dev
   clang-format-14
+  libssl-dev                       # SHA-256/MD5 of downloads (OpenSSL libcrypto)
   python3-venv python3-dev ca-certificates  # python3-dev: headers for the qlake module
 )
 

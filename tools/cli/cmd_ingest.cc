@@ -13,6 +13,7 @@
 #include "qlake/catalog/datasets.h"
 #include "qlake/core/progress.h"
 #include "qlake/ingest/ingest.h"
+#include "qlake/io/filesystem.h"
 
 namespace qlake::cli {
 
@@ -21,10 +22,11 @@ namespace {
 struct IngestFlags {
   std::string dataset;
   std::string date, from, to;
-  std::string source, lake, mode, layout = "daily", symbols;
+  std::string source, lake, mode, layout = "daily", symbols, underlyings, profile;
   int parallel = 0;
   bool json = false;
   bool reference_reader = false;
+  bool changed_only = false;
 };
 
 std::vector<std::string> SplitList(const std::string& s) {
@@ -49,7 +51,7 @@ void PrintText(const ingest::IngestReport& r) {
   ingest::DayCounts total;
   int64_t gz = 0, out = 0;
   for (const auto& d : r.days) {
-    std::string status = d.status.ok() ? "ok" : "FAILED";
+    std::string status = d.status.ok() ? (d.unchanged ? "same" : "ok") : "FAILED";
     double rate = d.seconds > 0 ? static_cast<double>(d.counts.read) / d.seconds : 0;
     std::cout << fmt::format(
         "{:<10}  {:<6}  {:>10}  {:>10}  {:>8}  {:>8}  {:>8.2f}  {:>7.2f}  {:>6.2f}  "
@@ -88,6 +90,7 @@ void PrintJson(const ingest::IngestReport& r) {
     days.push_back({{"date", FormatDate(d.day)},
                     {"key", d.key},
                     {"ok", d.status.ok()},
+                    {"unchanged", d.unchanged},
                     {"error", d.status.ok() ? "" : d.status.message()},
                     {"read", d.counts.read},
                     {"written", d.counts.written},
@@ -133,10 +136,22 @@ Runner SetupIngest(CLI::App& app) {
       ->check(CLI::IsMember({"streaming", "batch", "parallel"}));
   app.add_option("--layout", f->layout, "Lake layout")
       ->check(CLI::IsMember({"daily", "original"}));
-  app.add_option("--symbols", f->symbols,
-                 "Comma-separated tickers to keep (options: underlyings); default all");
+  auto* symbols = app.add_option(
+      "--symbols", f->symbols,
+      "Comma-separated tickers to keep (options: underlyings); default all. Applied "
+      "while the file streams in, also from s3://");
+  app.add_option("--underlyings", f->underlyings,
+                 "Options datasets: comma-separated underlyings to keep (same filter as "
+                 "--symbols)")
+      ->excludes(symbols);
+  app.add_option(
+      "--profile", f->profile,
+      "AWS shared-credentials profile for an s3:// source or lake (s3.profile)");
   app.add_option("--parallel", f->parallel,
                  "Days at once (default: ingest.parallel_files)");
+  app.add_flag("--changed-only", f->changed_only,
+               "Skip days already committed from the same source version (size and "
+               "LastModified): re-commits only new and republished days");
   app.add_flag("--json", f->json, "Print the report as JSON");
   app.add_flag("--reference-reader", f->reference_reader,
                "Parse with Arrow's CSV reader (the reference path; slower)");
@@ -158,6 +173,10 @@ Runner SetupIngest(CLI::App& app) {
     if (!f->lake.empty()) {
       ARROW_RETURN_NOT_OK(cfg.Set("lake.root", f->lake, ConfigSource::kFlag, "--lake"));
     }
+    if (!f->profile.empty()) {
+      ARROW_RETURN_NOT_OK(
+          cfg.Set("s3.profile", f->profile, ConfigSource::kFlag, "--profile"));
+    }
     if (f->date.empty() && f->from.empty()) {
       return arrow::Status::Invalid("give --date D or --from D --to D");
     }
@@ -171,8 +190,12 @@ Runner SetupIngest(CLI::App& app) {
           "no source: pass --source DIR|URI or set source.root");
     }
     ARROW_ASSIGN_OR_RAISE(o.lake, cfg.GetString("lake.root"));
+    // Both through the shared opener, so s3:// locations get the s3.* settings
+    // (endpoint, credentials, timeouts, retries).
+    ARROW_ASSIGN_OR_RAISE(o.source_fs, io::OpenFileSystem(o.source, cfg, &o.source));
+    ARROW_ASSIGN_OR_RAISE(o.lake_fs, io::OpenFileSystem(o.lake, cfg, &o.lake));
     ARROW_ASSIGN_OR_RAISE(o.layout, ingest::ParseLayout(f->layout));
-    o.symbols = SplitList(f->symbols);
+    o.symbols = SplitList(f->underlyings.empty() ? f->symbols : f->underlyings);
     ARROW_ASSIGN_OR_RAISE(o.parquet.compression, cfg.GetString("ingest.compression"));
     ARROW_ASSIGN_OR_RAISE(auto level, cfg.GetInt("ingest.compression_level"));
     o.parquet.compression_level = static_cast<int>(level);
@@ -180,6 +203,7 @@ Runner SetupIngest(CLI::App& app) {
     ARROW_ASSIGN_OR_RAISE(auto parallel, cfg.GetInt("ingest.parallel_files"));
     o.parallel_days = static_cast<int>(parallel);
     o.reader.use_arrow_csv = f->reference_reader;
+    o.skip_unchanged = f->changed_only;
     ARROW_ASSIGN_OR_RAISE(o.reader.chunk_rows, cfg.GetInt("ingest.chunk_rows"));
 
     ProgressOptions popts;

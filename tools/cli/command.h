@@ -44,8 +44,10 @@ std::span<const Command> Commands();
 
 // One Setup function per cmd_<name>.cc.
 Runner SetupCalendar(CLI::App& app);
+Runner SetupCatalog(CLI::App& app);
 Runner SetupConfig(CLI::App& app);
 Runner SetupFeatures(CLI::App& app);
+Runner SetupFetch(CLI::App& app);
 Runner SetupIngest(CLI::App& app);
 Runner SetupProfile(CLI::App& app);
 Runner SetupQuery(CLI::App& app);

@@ -5,6 +5,11 @@ namespace qlake::cli {
 namespace {
 constexpr Command kCommands[] = {
     {"synth", "Write deterministic synthetic flat files (a local S3 mirror)", SetupSynth},
+    {"catalog",
+     "The flat-file datasets, and per day what the calendar, bucket and lake have",
+     SetupCatalog},
+    {"fetch", "Download flat files from the S3 bucket into a local cache (resumable)",
+     SetupFetch},
     {"ingest", "Validate flat files of a day range and commit them to the Parquet lake",
      SetupIngest},
     {"features", "Compute feature days (returns, vwap, relative volume, moneyness, ...)",

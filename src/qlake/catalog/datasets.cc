@@ -2,6 +2,8 @@
 
 #include <fmt/format.h>
 
+#include "qlake/catalog/nyse_calendar.h"
+
 namespace qlake::catalog {
 
 namespace {
@@ -210,6 +212,49 @@ arrow::Result<ParsedKey> ParseKey(std::string_view key) {
     if (d.Prefix() == prefix) return ParsedKey{&d, *date};
   }
   return bad("unknown dataset prefix");
+}
+
+std::string_view DayExpectationName(DayExpectation::Kind k) {
+  switch (k) {
+    case DayExpectation::Kind::kExpected:
+      return "expected";
+    case DayExpectation::Kind::kNotExpected:
+      return "not-expected";
+    case DayExpectation::Kind::kUnknown:
+      return "unknown";
+  }
+  return "?";
+}
+
+arrow::Result<DayExpectation> ExpectFile(const DatasetSpec& spec, Date d) {
+  using K = DayExpectation::Kind;
+  if (!spec.first_date.empty()) {
+    ARROW_ASSIGN_OR_RAISE(Date first, ParseDate(spec.first_date));
+    if (d < first)
+      return DayExpectation{K::kNotExpected, "before the dataset's first file"};
+  }
+  const date::weekday wd{d};
+  switch (spec.calendar) {
+    case FileCalendar::kNyse: {
+      ARROW_ASSIGN_OR_RAISE(auto reason, NyseCalendar::Get().ClosureReason(d));
+      if (reason.empty()) return DayExpectation{K::kExpected, ""};
+      return DayExpectation{K::kNotExpected, reason};
+    }
+    case FileCalendar::kNysePlusHolidays:
+      // Index minute files and values exist on market holidays, not on weekends.
+      if (wd == date::Saturday || wd == date::Sunday) {
+        return DayExpectation{K::kNotExpected, "weekend"};
+      }
+      return DayExpectation{K::kExpected, ""};
+    case FileCalendar::kSundayToFriday:
+      if (wd == date::Saturday) return DayExpectation{K::kNotExpected, "Saturday"};
+      return DayExpectation{K::kExpected, ""};
+    case FileCalendar::kEveryDay:
+      return DayExpectation{K::kExpected, ""};
+    case FileCalendar::kFutures:
+      return DayExpectation{K::kUnknown, ""};
+  }
+  return DayExpectation{};
 }
 
 }  // namespace qlake::catalog

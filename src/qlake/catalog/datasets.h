@@ -73,4 +73,23 @@ struct ParsedKey {
 };
 arrow::Result<ParsedKey> ParseKey(std::string_view key);
 
+/// Whether the bucket should hold `spec`'s file for a day, by the dataset's calendar
+/// (flatfiles.md section 8) and first date. The bucket listing is the truth for what
+/// exists; this says what is missing.
+struct DayExpectation {
+  enum class Kind : int8_t {
+    kExpected,     // a file should exist (it may still be unpublished or missing)
+    kNotExpected,  // weekend, market holiday, Saturday (forex), before the first file
+    kUnknown,      // calendar not modelled (futures): only the listing knows
+  };
+  Kind kind = Kind::kUnknown;
+  /// Why no file is expected ("weekend", "Thanksgiving Day", "Saturday", "before the
+  /// dataset's first file 2003-09-10"), or "" for kExpected. Static storage.
+  std::string_view reason;
+};
+std::string_view DayExpectationName(DayExpectation::Kind k);  // "expected", ...
+
+/// Invalid for NYSE-based calendars outside the NYSE calendar's years.
+arrow::Result<DayExpectation> ExpectFile(const DatasetSpec& spec, Date d);
+
 }  // namespace qlake::catalog

@@ -42,7 +42,23 @@ std::vector<ConfigKeySpec> BuildSchema() {
        1, 1000},
       {"fetch.jobs", T::kInt, "8", "Concurrent S3 downloads (profile: min(8, 4 x cores))",
        1, 256},
+      {"fetch.backoff_max_ms", T::kInt, "30000",
+       "Longest wait between two attempts of a download", 1, 3600000},
+      {"fetch.backoff_ms", T::kInt, "500",
+       "First wait between two attempts of a download; doubles per attempt, with "
+       "jitter",
+       1, 600000},
+      {"fetch.cache", T::kString, "./flatfiles",
+       "Local cache of downloaded flat files, in the bucket's key layout"},
+      {"fetch.chunk_bytes", T::kBytes, "8MiB",
+       "Bytes per ranged GET of a download (memory: fetch.jobs x this)", 64.0 * 1024,
+       1024.0 * 1024 * 1024},
+      {"fetch.forbidden_retries", T::kInt, "3",
+       "Attempts on HTTP 403 (sometimes transient) before reporting an entitlement error",
+       1, 100},
       {"fetch.retries", T::kInt, "5", "Attempts per object before giving up", 1, 100},
+      {"fetch.verify_gzip", T::kBool, "true",
+       "Decompress every download once to check its gzip CRCs before it is kept"},
       {"ingest.chunk_rows", T::kInt, "250000",
        "Rows held in memory before they are written (streaming); 0 = whole day "
        "(profile: 250K streaming, 500K batch, 0 parallel)",
@@ -85,9 +101,18 @@ std::vector<ConfigKeySpec> BuildSchema() {
       {"s3.bucket", T::kString, "flatfiles", "Bucket of the flat files"},
       {"s3.endpoint", T::kString, "https://files.massive.com",
        "S3 endpoint (path-style)"},
+      {"s3.connect_timeout", T::kDouble, "10", "Seconds to wait for a TCP/TLS connection",
+       0.1, 600},
+      {"s3.path_style", T::kBool, "true",
+       "Path-style requests (endpoint/bucket/key); the Massive endpoint needs them"},
       {"s3.profile", T::kString, "", "AWS shared-credentials profile name"},
       {"s3.region", T::kString, "us-east-1",
        "SigV4 region (none is documented; set one)"},
+      {"s3.request_timeout", T::kDouble, "30",
+       "Seconds a request may stall without receiving data before it is retried", 0.1,
+       3600},
+      {"s3.retries", T::kInt, "3",
+       "Attempts per S3 request inside the client (5xx, throttling, resets)", 1, 100},
       {"s3.secret_access_key",
        T::kString,
        "",
@@ -120,11 +145,13 @@ constexpr EnvAlias kEnvAliases[] = {
     {"QLAKE_S3_REGION", "s3.region"},
     {"QLAKE_S3_ACCESS_KEY_ID", "s3.access_key_id"},
     {"QLAKE_S3_SECRET_ACCESS_KEY", "s3.secret_access_key"},
+    {"QLAKE_S3_SESSION_TOKEN", "s3.session_token"},
+    {"QLAKE_S3_PROFILE", "s3.profile"},
 };
 // Environment variables that are secrets for other tools but must be masked in our
 // output.
-constexpr std::string_view kForeignSecretVars[] = {"AWS_SECRET_ACCESS_KEY",
-                                                   "AWS_SESSION_TOKEN"};
+constexpr std::string_view kForeignSecretVars[] = {
+    "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN"};
 
 const ConfigKeySpec* FindSpec(std::string_view key) {
   const auto& schema = ConfigSchema();

@@ -20,9 +20,11 @@
 #pragma once
 
 #include <cstdint>
+#include <memory>
 #include <string>
 #include <vector>
 
+#include <arrow/filesystem/filesystem.h>
 #include <arrow/result.h>
 #include <arrow/status.h>
 
@@ -45,19 +47,32 @@ struct IngestOptions {
   /// Calendar dates, inclusive; non-trading days are skipped (no file is expected).
   Date from{};
   Date to{};
-  /// Mirror folder or FileSystem URI holding the bucket's key layout.
+  /// Mirror folder or FileSystem URI holding the bucket's key layout. With source_fs
+  /// set: the path inside source_fs ("flatfiles" for the bucket root on S3).
   std::string source;
-  /// Lake root: folder or URI.
+  /// Lake root: folder or URI; with lake_fs set, the path inside lake_fs.
   std::string lake;
+  /// File systems already opened by the caller (qlake/io/filesystem.h OpenFileSystem,
+  /// which applies the s3.* config: endpoint, credentials, retries). Null: `source` /
+  /// `lake` are opened as local paths or plain Arrow URIs.
+  std::shared_ptr<arrow::fs::FileSystem> source_fs;
+  std::shared_ptr<arrow::fs::FileSystem> lake_fs;
   LayoutKind layout = LayoutKind::kDaily;
   /// Keep only these tickers (options: underlyings); empty = all.
   std::vector<std::string> symbols;
   /// Fsync published files (off only for throwaway lakes in benchmarks).
   bool fsync = true;
+  /// Skip days whose commit record names the same source version (size and
+  /// LastModified) as the file in the source now: only new and republished days are
+  /// (re)committed (`qlake ingest --changed-only`; see qlake/fetch/fetch.h).
+  bool skip_unchanged = false;
 
   // Performance
   ParquetOutOptions parquet;
   AggReaderOptions reader;
+  /// Bytes per read of a source file. On S3 every read is one ranged GET, so sources on
+  /// S3 use at least 8 MiB.
+  int64_t source_read_bytes = int64_t{1} << 20;
   /// Days processed at once (config ingest.parallel_files).
   int parallel_days = 1;
 
@@ -75,6 +90,9 @@ struct DayReport {
   int64_t output_bytes = 0;  // Parquet written (data files)
   int64_t files = 0;
   double seconds = 0;
+  /// skip_unchanged: the day's commit already has this source version; nothing was
+  /// written (counts are the commit's).
+  bool unchanged = false;
 };
 
 struct IngestReport {
