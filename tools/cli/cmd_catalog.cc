@@ -71,11 +71,10 @@ arrow::Status RunDatasets(const CatalogFlags& f) {
   std::cout << fmt::format("{:<22} {:<33} {:<14} {:<8} {:<11} {}\n", "dataset",
                            "key prefix", "calendar", "grain", "first", "ingest");
   for (const auto& d : catalog::Datasets()) {
-    std::cout << fmt::format("{:<22} {:<33} {:<14} {:<8} {:<11} {}\n", d.name, d.Prefix(),
-                             catalog::FileCalendarName(d.calendar),
-                             GranularityName(d.granularity),
-                             d.first_date.empty() ? "?" : d.first_date,
-                             d.ingestible ? "yes" : "no");
+    std::cout << fmt::format(
+        "{:<22} {:<33} {:<14} {:<8} {:<11} {}\n", d.name, d.Prefix(),
+        catalog::FileCalendarName(d.calendar), GranularityName(d.granularity),
+        d.first_date.empty() ? "?" : d.first_date, d.ingestible ? "yes" : "no");
   }
   return arrow::Status::OK();
 }
@@ -90,13 +89,16 @@ struct DayRow {
 
 arrow::Status RunDays(const CatalogFlags& f, Context& ctx) {
   auto& cfg = ctx.config;
-  ARROW_ASSIGN_OR_RAISE(const catalog::DatasetSpec* spec, catalog::FindDataset(f.dataset));
+  ARROW_ASSIGN_OR_RAISE(const catalog::DatasetSpec* spec,
+                        catalog::FindDataset(f.dataset));
   ARROW_ASSIGN_OR_RAISE(Date from, ParseDate(f.from));
   ARROW_ASSIGN_OR_RAISE(Date to, ParseDate(f.to));
   if (from > to) return arrow::Status::Invalid("--from is after --to");
-  if ((to - from).count() > 3700) return arrow::Status::Invalid("at most ~10 years at once");
+  if ((to - from).count() > 3700)
+    return arrow::Status::Invalid("at most ~10 years at once");
   if (!f.profile.empty()) {
-    ARROW_RETURN_NOT_OK(cfg.Set("s3.profile", f.profile, ConfigSource::kFlag, "--profile"));
+    ARROW_RETURN_NOT_OK(
+        cfg.Set("s3.profile", f.profile, ConfigSource::kFlag, "--profile"));
   }
   std::vector<DayRow> rows;
   for (Date d = from; d <= to; d += date::days{1}) {
@@ -165,9 +167,8 @@ arrow::Status RunDays(const CatalogFlags& f, Context& ctx) {
       if (!rec) {
         r.lake = "-";
       } else if (r.listed) {
-        ARROW_ASSIGN_OR_RAISE(
-            auto stale,
-            fetch::StaleDays(*lake, std::string(spec->name), {{r.day, *r.listed}}));
+        ARROW_ASSIGN_OR_RAISE(auto stale, fetch::StaleDays(*lake, std::string(spec->name),
+                                                           {{r.day, *r.listed}}));
         r.lake = stale.empty() ? "committed" : "stale";
       } else {
         r.lake = "committed";
@@ -221,7 +222,8 @@ arrow::Status RunDays(const CatalogFlags& f, Context& ctx) {
 Runner SetupCatalog(CLI::App& app) {
   auto f = std::make_shared<CatalogFlags>();
   app.require_subcommand(1);
-  auto* datasets = app.add_subcommand("datasets", "Every dataset of the flat-file bucket");
+  auto* datasets =
+      app.add_subcommand("datasets", "Every dataset of the flat-file bucket");
   datasets->add_flag("--json", f->json, "Print as JSON");
   auto* days = app.add_subcommand(
       "days",

@@ -119,15 +119,16 @@ void PrintJson(const fetch::FetchReport& r) {
   nlohmann::ordered_json rep = nlohmann::ordered_json::array();
   for (auto d : r.RepublishedDays()) rep.push_back(FormatDate(d));
   auto summary = r.Summary();
-  nlohmann::ordered_json j = {{"dataset", r.dataset},
-                              {"cache", r.cache},
-                              {"ok", summary.ok()},
-                              {"error", summary.ok() ? "" : MaskSecrets(summary.message())},
-                              {"seconds", r.seconds},
-                              {"bytes", r.bytes},
-                              {"counts", counts},
-                              {"republished_days", rep},
-                              {"files", files}};
+  nlohmann::ordered_json j = {
+      {"dataset", r.dataset},
+      {"cache", r.cache},
+      {"ok", summary.ok()},
+      {"error", summary.ok() ? "" : MaskSecrets(summary.message())},
+      {"seconds", r.seconds},
+      {"bytes", r.bytes},
+      {"counts", counts},
+      {"republished_days", rep},
+      {"files", files}};
   std::cout << j.dump(2) << "\n";
 }
 
@@ -169,7 +170,8 @@ Runner SetupFetch(CLI::App& app) {
           cfg.Set("s3.profile", f->profile, ConfigSource::kFlag, "--profile"));
     }
     if (!f->cache.empty()) {
-      ARROW_RETURN_NOT_OK(cfg.Set("fetch.cache", f->cache, ConfigSource::kFlag, "--cache"));
+      ARROW_RETURN_NOT_OK(
+          cfg.Set("fetch.cache", f->cache, ConfigSource::kFlag, "--cache"));
     }
     if (f->jobs > 0) {
       ARROW_RETURN_NOT_OK(
@@ -228,10 +230,11 @@ Runner SetupFetch(CLI::App& app) {
       auto st = report.status();
       if (io::ClassifyError(st) == io::ErrorClass::kForbidden &&
           st.message().find("not in your plan") == std::string::npos) {
-        st = st.WithMessage(st.message(),
-                            " (HTTP 403: not in your plan or bad credentials; credentials "
-                            "from ",
-                            creds.source, ")");
+        st =
+            st.WithMessage(st.message(),
+                           " (HTTP 403: not in your plan or bad credentials; credentials "
+                           "from ",
+                           creds.source, ")");
       }
       return st;
     }

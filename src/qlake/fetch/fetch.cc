@@ -177,7 +177,8 @@ nlohmann::json VersionJson(const ObjectVersion& v) {
 std::optional<ObjectVersion> ReadPartMeta(const std::string& path) {
   std::ifstream in(path);
   if (!in) return std::nullopt;
-  std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  std::string text((std::istreambuf_iterator<char>(in)),
+                   std::istreambuf_iterator<char>());
   auto j = nlohmann::json::parse(text, nullptr, false);
   if (j.is_discarded() || !j.is_object()) return std::nullopt;
   ObjectVersion v;
@@ -277,18 +278,19 @@ class Downloader {
         r->message = msg;
         break;
       }
-      spdlog::warn("fetch {}: attempt {} failed ({}), retrying: {}", task.listed.version.key,
-                   attempt + 1, io::ErrorClassName(cls), msg);
+      spdlog::warn("fetch {}: attempt {} failed ({}), retrying: {}",
+                   task.listed.version.key, attempt + 1, io::ErrorClassName(cls), msg);
       std::this_thread::sleep_for(std::chrono::milliseconds(
           io::BackoffMs(attempt, o_.backoff_ms, o_.backoff_max_ms)));
     }
     if (st.ok()) {
-      bool republished = task.previous && !SameVersion(task.previous->version, r->version);
+      bool republished =
+          task.previous && !SameVersion(task.previous->version, r->version);
       r->status = republished ? FileStatus::kRepublished : FileStatus::kDownloaded;
       if (republished) r->replaced = task.previous->version;
     }
-    r->seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start)
-                     .count();
+    r->seconds =
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
     if (progress_) progress_->Add(1, 0);
   }
 
@@ -388,8 +390,9 @@ class Downloader {
     std::string want_md5 = EtagMd5(v.etag);
     if (!want_md5.empty() && want_md5 != md5) {
       discard();
-      return arrow::Status::IOError("the bytes do not match the object's ETag (corrupted "
-                                    "in transfer, or replaced while downloading)");
+      return arrow::Status::IOError(
+          "the bytes do not match the object's ETag (corrupted "
+          "in transfer, or replaced while downloading)");
     }
     if (o_.verify_gzip) {
       if (auto st = CheckGzip(part, static_cast<int64_t>(buf->size())); !st.ok()) {
@@ -507,7 +510,8 @@ arrow::Status FetchReport::Summary() const {
                           FileStatusName(bad[i]->status), bad[i]->message);
   }
   if (bad.size() > 10) detail += fmt::format("\n  ... and {} more", bad.size() - 10);
-  std::string head = fmt::format("{} of {} {} files failed", bad.size(), considered, dataset);
+  std::string head =
+      fmt::format("{} of {} {} files failed", bad.size(), considered, dataset);
   if (static_cast<int64_t>(bad.size()) == considered) {
     bool all_missing = std::all_of(bad.begin(), bad.end(), [](const FileReport* f) {
       return f->status == FileStatus::kNotPublished;
@@ -538,9 +542,9 @@ arrow::Result<std::map<Date, ListedObject>> ListDays(arrow::fs::FileSystem& fs,
   const std::string root_slash = bucket_root + "/";
   for (; ym <= last; ym += date::months{1}) {
     arrow::fs::FileSelector sel;
-    sel.base_dir = fmt::format("{}{}/{:04d}/{:02d}", root_slash, spec.Prefix(),
-                               static_cast<int>(ym.year()),
-                               static_cast<unsigned>(ym.month()));
+    sel.base_dir =
+        fmt::format("{}{}/{:04d}/{:02d}", root_slash, spec.Prefix(),
+                    static_cast<int>(ym.year()), static_cast<unsigned>(ym.month()));
     sel.allow_not_found = true;
     sel.recursive = false;
     ARROW_ASSIGN_OR_RAISE(auto infos, fs.GetFileInfo(sel));
@@ -591,7 +595,8 @@ arrow::Result<ObjectVersion> HeadObject(arrow::fs::FileSystem& fs,
 arrow::Result<FetchReport> Fetch(arrow::fs::FileSystem& fs, const FetchOptions& o,
                                  ProgressReporter* progress) {
   ARROW_RETURN_NOT_OK(o.Validate());
-  ARROW_ASSIGN_OR_RAISE(const catalog::DatasetSpec* spec, catalog::FindDataset(o.dataset));
+  ARROW_ASSIGN_OR_RAISE(const catalog::DatasetSpec* spec,
+                        catalog::FindDataset(o.dataset));
   auto t0 = std::chrono::steady_clock::now();
   FetchReport report;
   report.dataset = o.dataset;
@@ -639,7 +644,8 @@ arrow::Result<FetchReport> Fetch(arrow::fs::FileSystem& fs, const FetchOptions& 
   std::vector<Task> tasks;
   uint64_t planned_bytes = 0;
   for (Date d = from; d <= to; d += date::days{1}) {
-    if (o.selection == Selection::kLatest && newest_listed && d < *newest_listed) continue;
+    if (o.selection == Selection::kLatest && newest_listed && d < *newest_listed)
+      continue;
     FileReport r;
     r.day = d;
     r.key = catalog::KeyFor(*spec, d);
@@ -650,8 +656,8 @@ arrow::Result<FetchReport> Fetch(arrow::fs::FileSystem& fs, const FetchOptions& 
         r.status = FileStatus::kNotPublished;
         r.message = "not published yet (no file in the listing on an expected day)";
         // The newest days of --latest / --last are normal to be late.
-        r.tolerated = o.selection != Selection::kRange &&
-                      (!newest_listed || d > *newest_listed);
+        r.tolerated =
+            o.selection != Selection::kRange && (!newest_listed || d > *newest_listed);
       } else {
         r.status = FileStatus::kSkipped;
         r.message = exp.reason.empty() ? "no file listed" : std::string(exp.reason);
@@ -663,8 +669,8 @@ arrow::Result<FetchReport> Fetch(arrow::fs::FileSystem& fs, const FetchOptions& 
     auto prev = manifest->Get(obj.version.key);
     std::error_code ec;
     const auto local = stdfs::path(o.cache) / obj.version.key;
-    bool have_local = stdfs::exists(local, ec) &&
-                      static_cast<int64_t>(stdfs::file_size(local, ec)) == obj.version.size;
+    bool have_local = stdfs::exists(local, ec) && static_cast<int64_t>(stdfs::file_size(
+                                                      local, ec)) == obj.version.size;
     if (!o.force && prev && SameVersion(prev->version, obj.version) && have_local) {
       r.status = FileStatus::kUnchanged;
       r.version = prev->version;
@@ -703,8 +709,9 @@ arrow::Result<FetchReport> Fetch(arrow::fs::FileSystem& fs, const FetchOptions& 
   return report;
 }
 
-arrow::Result<std::vector<Date>> StaleDays(lake::Lake& lake, const std::string& dataset,
-                                           const std::map<Date, ObjectVersion>& versions) {
+arrow::Result<std::vector<Date>> StaleDays(
+    lake::Lake& lake, const std::string& dataset,
+    const std::map<Date, ObjectVersion>& versions) {
   std::vector<Date> out;
   for (const auto& [day, v] : versions) {
     ARROW_ASSIGN_OR_RAISE(auto record, lake.GetCommit(dataset, day));

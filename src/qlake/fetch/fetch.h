@@ -158,7 +158,7 @@ struct FileReport {
   /// kFailed: why; kNotPublished / kSkipped: the reason ("not published yet",
   /// "Thanksgiving Day"); else "".
   std::string message;
-  ObjectVersion version;                // what the cache holds now (when known)
+  ObjectVersion version;                  // what the cache holds now (when known)
   std::optional<ObjectVersion> replaced;  // kRepublished: the previous version
   std::string sha256;
   int64_t bytes = 0;  // bytes transferred in this run

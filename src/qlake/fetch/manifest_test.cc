@@ -27,7 +27,8 @@ class ManifestTest : public ::testing::Test {
   }
   void TearDown() override { std::filesystem::remove_all(dir_); }
 
-  static ManifestEntry Entry(const std::string& key, int64_t size, const std::string& lm) {
+  static ManifestEntry Entry(const std::string& key, int64_t size,
+                             const std::string& lm) {
     ManifestEntry e;
     e.version = {key, size, "\"etag-" + std::to_string(size) + "\"", lm};
     e.sha256 = std::string(64, 'a');
@@ -42,13 +43,15 @@ TEST_F(ManifestTest, PutGetReopenLastLineWins) {
   {
     auto m = Manifest::Open(dir_.string());
     ASSERT_TRUE(m.ok()) << m.status();
-    ASSERT_TRUE((*m)->Put(Entry("a/b/2025/01/2025-01-02.csv.gz", 10, "2025-01-03T00:00:00Z"))
-                    .ok());
+    ASSERT_TRUE(
+        (*m)->Put(Entry("a/b/2025/01/2025-01-02.csv.gz", 10, "2025-01-03T00:00:00Z"))
+            .ok());
     auto e2 = Entry("a/b/2025/01/2025-01-02.csv.gz", 12, "2025-02-01T00:00:00Z");
     e2.replaced = ObjectVersion{"", 10, "\"etag-10\"", "2025-01-03T00:00:00Z"};
     ASSERT_TRUE((*m)->Put(e2).ok());
-    ASSERT_TRUE((*m)->Put(Entry("a/b/2025/01/2025-01-03.csv.gz", 7, "2025-01-04T00:00:00Z"))
-                    .ok());
+    ASSERT_TRUE(
+        (*m)->Put(Entry("a/b/2025/01/2025-01-03.csv.gz", 7, "2025-01-04T00:00:00Z"))
+            .ok());
     // The lock refuses a second user of the cache.
     auto second = Manifest::Open(dir_.string());
     ASSERT_FALSE(second.ok());

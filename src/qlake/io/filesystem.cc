@@ -131,8 +131,8 @@ arrow::Result<S3Credentials> ResolveS3Credentials(const Config& config,
   }
   if (!c.access_key_id.empty()) {
     const ConfigEntry* from = key->origin.empty() ? secret : key;
-    c.source = "config (" + (from->origin.empty() ? std::string("default") : from->origin) +
-               ")";
+    c.source =
+        "config (" + (from->origin.empty() ? std::string("default") : from->origin) + ")";
     RegisterAll(c);
     return c;
   }
@@ -151,9 +151,9 @@ arrow::Result<S3Credentials> ResolveS3Credentials(const Config& config,
     ARROW_ASSIGN_OR_RAISE(auto p, ReadCredentialsProfile(file, name));
     if (!p) {
       if (required) {
-        return arrow::Status::Invalid("profile '", name, "' not found in ", file,
-                                      " (add [", name,
-                                      "] with aws_access_key_id and aws_secret_access_key)");
+        return arrow::Status::Invalid(
+            "profile '", name, "' not found in ", file, " (add [", name,
+            "] with aws_access_key_id and aws_secret_access_key)");
       }
       return std::nullopt;
     }
@@ -294,9 +294,8 @@ arrow::Result<std::shared_ptr<arrow::fs::FileSystem>> OpenFileSystem(
   std::string path;
   auto fs = arrow::fs::FileSystemFromUriOrPath(target, &path);
   if (!fs.ok()) {
-    return arrow::Status::Invalid("'", uri,
-                                  "' is neither a folder nor a file system URI: ",
-                                  fs.status().message());
+    return arrow::Status::Invalid(
+        "'", uri, "' is neither a folder nor a file system URI: ", fs.status().message());
   }
   if (path_out) *path_out = path;
   return *fs;

@@ -61,7 +61,8 @@ class CredentialsTest : public ::testing::Test {
 TEST_F(CredentialsTest, ConfigKeysWinOverEverything) {
   env_["AWS_ACCESS_KEY_ID"] = "AKIAENVXXXXX";
   env_["AWS_SECRET_ACCESS_KEY"] = "envsecretvalue";
-  WriteCredentials("[default]\naws_access_key_id = AKIAFILE\naws_secret_access_key = s\n");
+  WriteCredentials(
+      "[default]\naws_access_key_id = AKIAFILE\naws_secret_access_key = s\n");
   auto c = ResolveS3Credentials(
       Cfg({{"s3.access_key_id", "AKIACFGXXXXX"}, {"s3.secret_access_key", "cfgsecret1"}}),
       Env());
@@ -104,7 +105,8 @@ TEST_F(CredentialsTest, EnvVarsThenDefaultProfileThenAnonymous) {
   EXPECT_TRUE(none->anonymous());
   EXPECT_THAT(none->source, HasSubstr("anonymous"));
 
-  WriteCredentials("[default]\naws_access_key_id=AKIADEF\naws_secret_access_key=defsec\n");
+  WriteCredentials(
+      "[default]\naws_access_key_id=AKIADEF\naws_secret_access_key=defsec\n");
   auto def = ResolveS3Credentials(Cfg(), Env());
   ASSERT_TRUE(def.ok());
   EXPECT_EQ(def->access_key_id, "AKIADEF");
