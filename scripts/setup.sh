@@ -13,6 +13,8 @@ APT_PACKAGES=(
   libgtest-dev libgmock-dev libbenchmark-dev
   clang-format-14
   libssl-dev                       # SHA-256/MD5 of downloads (OpenSSL libcrypto)
+  libcurl4-openssl-dev             # alert webhooks (pipeline)
+  chromium                         # headless check of qlake report --html
   python3-venv python3-dev ca-certificates  # python3-dev: headers for the qlake module
 )
 

@@ -43,15 +43,20 @@ struct Command {
 std::span<const Command> Commands();
 
 // One Setup function per cmd_<name>.cc.
+Runner SetupBackfill(CLI::App& app);
 Runner SetupCalendar(CLI::App& app);
 Runner SetupCatalog(CLI::App& app);
 Runner SetupConfig(CLI::App& app);
 Runner SetupFeatures(CLI::App& app);
 Runner SetupFetch(CLI::App& app);
 Runner SetupIngest(CLI::App& app);
+Runner SetupInit(CLI::App& app);
 Runner SetupProfile(CLI::App& app);
 Runner SetupQuery(CLI::App& app);
 Runner SetupQlib(CLI::App& app);
+Runner SetupReport(CLI::App& app);
+Runner SetupStatus(CLI::App& app);
+Runner SetupSync(CLI::App& app);
 Runner SetupSynth(CLI::App& app);
 
 }  // namespace qlake::cli

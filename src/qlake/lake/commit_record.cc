@@ -281,6 +281,11 @@ arrow::Status ValidateDatasetName(std::string_view dataset) {
     if (!ok) return bad("has a character other than a-z, 0-9 and '_'");
   }
   if (name.front() == '_') return bad("starts with '_'");
+  // The pipeline keeps its own bookkeeping beside the datasets' under _qlake/.
+  if (dataset == "runs" || dataset == "pipeline") {
+    return bad(
+        "is reserved (_qlake/runs and _qlake/pipeline hold the pipeline's reports)");
+  }
   return arrow::Status::OK();
 }
 

@@ -1,0 +1,124 @@
+// File: qlake/pipeline/stage.h
+//
+// The pipeline is a list of stages run in order: fetch -> ingest -> features -> qlib.
+// Day-scoped stages (fetch, ingest) run once per (dataset, day) the plan selected, each
+// day on its own worker; a day stops at its first failing stage. Dataset-scoped stages
+// (features, qlib) run once per dataset after its days, given the days that changed.
+// Each stage is a thin adapter over its library function (never over the CLI).
+//
+// Which stages exist depends on what has been built (StageCatalog): today ingest is
+// always there; fetch, features and qlib are wired in as their libraries land
+// (docs/pipeline.md lists the state). A project that asks for a stage this build lacks
+// (e.g. qlib stores) gets a warning in the run report, not a silent skip.
+//
+// The source listing is the truth about what is published: for a local mirror the files
+// present; for S3 the bucket listing. A day's source version (size, mtime, ETag) is
+// compared with the one in its commit record to find republished files.
+//
+// Thread safety: RunDay may be called concurrently for different days; RunDataset once
+// per dataset at a time.
+
+#pragma once
+
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include <arrow/result.h>
+#include <arrow/status.h>
+
+#include "qlake/catalog/datasets.h"
+#include "qlake/core/dates.h"
+#include "qlake/ingest/ingest.h"
+#include "qlake/lake/commit_record.h"
+#include "qlake/pipeline/project.h"
+#include "qlake/pipeline/report.h"
+
+namespace qlake::lake {
+class Lake;
+}
+
+namespace qlake::pipeline {
+
+/// One object of the source listing.
+struct SourceObject {
+  std::string key;
+  int64_t size = -1;
+  /// Unix seconds as text, the way the ingest stage records it ("" if unknown).
+  std::string last_modified;
+  std::string etag;
+};
+
+/// Whether a committed day's source version matches the listed object (size, and mtime
+/// and ETag where both sides know them).
+bool SameVersion(const lake::SourceVersion& committed, const SourceObject& listed);
+
+struct SourceListing {
+  /// dataset -> day -> object. Only keys of the catalog's layout for that dataset.
+  std::map<std::string, std::map<Date, SourceObject>> objects;
+
+  std::optional<Date> Latest(const std::string& dataset) const;
+  const SourceObject* Find(const std::string& dataset, Date day) const;
+};
+
+/// Lists the source (mirror folder or FileSystem URI) for `datasets`. A dataset folder
+/// that does not exist lists nothing; an unreachable source is an IOError.
+arrow::Result<SourceListing> ListSource(const std::string& source,
+                                        const std::vector<std::string>& datasets);
+
+/// What every stage gets.
+struct StageContext {
+  std::string source;
+  std::string lake_uri;
+  std::shared_ptr<lake::Lake> lake;
+  /// Template for the ingest stage: parquet/reader/layout/fsync (dataset, days, source
+  /// and lake are filled per day).
+  ingest::IngestOptions ingest;
+  std::vector<QlibStoreSpec> qlib;
+};
+
+struct DayTask {
+  const catalog::DatasetSpec* spec = nullptr;
+  Date day{};
+  std::string reason;
+  SourceObject object;
+};
+
+class Stage {
+ public:
+  enum class Scope { kDay, kDataset };
+  virtual ~Stage() = default;
+  virtual std::string_view name() const = 0;
+  virtual Scope scope() const = 0;
+  /// Day-scoped: does the day. Fills `run` (counts, bytes); the returned error fails the
+  /// day (the runner stores it in run->error).
+  virtual arrow::Status RunDay(const StageContext& ctx, const DayTask& task,
+                               StageRun* run);
+  /// Dataset-scoped: brings its output up to date for `changed` days of `dataset`
+  /// (the days committed or re-committed by this run, ascending).
+  virtual arrow::Status RunDataset(const StageContext& ctx, const std::string& dataset,
+                                   const std::vector<Date>& changed, StageRun* run);
+};
+
+/// Validates and ingests one day through qlake::ingest::Ingest.
+class IngestStage : public Stage {
+ public:
+  std::string_view name() const override { return "ingest"; }
+  Scope scope() const override { return Scope::kDay; }
+  arrow::Status RunDay(const StageContext& ctx, const DayTask& task,
+                       StageRun* run) override;
+};
+
+struct StageCatalog {
+  std::vector<std::unique_ptr<Stage>> stages;
+  /// Stages the project needs that this build does not have: "qlib (issue 6)".
+  std::vector<std::string> missing;
+};
+
+/// The stages for a project, in pipeline order.
+StageCatalog BuildStages(const Project& project);
+
+}  // namespace qlake::pipeline

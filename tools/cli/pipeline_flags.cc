@@ -1,0 +1,106 @@
+#include "pipeline_flags.h"
+
+#include <cstdio>
+#include <filesystem>
+
+#include "qlake/core/dates.h"
+#include "qlake/ingest/layout.h"
+
+namespace qlake::cli {
+
+namespace {
+
+// "1767225600" or "2026-01-01T00:00:00Z" -> Unix seconds.
+arrow::Result<int64_t> ParseNow(const std::string& s) {
+  int y, mo, d, h, mi, sec = 0;
+  char z = 0;
+  if (std::sscanf(s.c_str(), "%d-%d-%dT%d:%d:%d%c", &y, &mo, &d, &h, &mi, &sec, &z) >= 5) {
+    ARROW_ASSIGN_OR_RAISE(Date day, ParseDate(s.substr(0, 10)));
+    return static_cast<int64_t>(ToDate32(day)) * 86400 + h * 3600 + mi * 60 + sec;
+  }
+  try {
+    std::size_t used = 0;
+    int64_t v = std::stoll(s, &used);
+    if (used == s.size()) return v;
+  } catch (const std::exception&) {
+  }
+  return arrow::Status::Invalid("--now '", s,
+                                "': expected Unix seconds or YYYY-MM-DDTHH:MM:SSZ (UTC)");
+}
+
+}  // namespace
+
+std::vector<std::string> SplitCommaList(const std::string& s) {
+  std::vector<std::string> out;
+  std::size_t pos = 0;
+  while (pos <= s.size()) {
+    auto comma = s.find(',', pos);
+    if (comma == std::string::npos) comma = s.size();
+    if (comma > pos) out.push_back(s.substr(pos, comma - pos));
+    pos = comma + 1;
+  }
+  return out;
+}
+
+void AddPipelineFlags(CLI::App& app, PipelineFlags& f, bool writes) {
+  app.add_option("--project", f.project,
+                 "Project file (default: ./qlake.yaml if it exists; see qlake init)");
+  app.add_option("--source", f.source,
+                 "Source: mirror folder or URI (overrides the project's / source.root)");
+  app.add_option("--lake", f.lake, "Lake folder or URI (overrides the project's / lake.root)");
+  if (writes) {
+    app.add_option("--metrics-file", f.metrics_file,
+                   "Write Prometheus metrics of the run to this file (textfile collector)");
+    app.add_option("--jobs", f.jobs, "Days processed at once (default: ingest.parallel_files)");
+  }
+  // For tests and replays: the time publish deadlines are compared with.
+  app.add_option("--now", f.now, "")->group("");
+  app.add_flag("--json", f.json, "Print JSON instead of text");
+}
+
+arrow::Result<pipeline::PipelineOptions> MakePipelineOptions(const PipelineFlags& f,
+                                                             Context& ctx) {
+  pipeline::PipelineOptions o;
+  auto& cfg = ctx.config;
+  std::string file = f.project;
+  if (file.empty() && std::filesystem::exists("qlake.yaml")) file = "qlake.yaml";
+  if (!file.empty()) {
+    ARROW_ASSIGN_OR_RAISE(o.project, pipeline::LoadProject(file));
+    ARROW_RETURN_NOT_OK(o.project.ApplyConfig(cfg));
+    ARROW_RETURN_NOT_OK(cfg.ApplyModeDefaults(ctx.profile.usable_cores));
+  } else {
+    ARROW_ASSIGN_OR_RAISE(o.project.source, cfg.GetString("source.root"));
+    ARROW_ASSIGN_OR_RAISE(o.project.lake, cfg.GetString("lake.root"));
+  }
+  if (!f.source.empty()) o.project.source = f.source;
+  if (!f.lake.empty()) o.project.lake = f.lake;
+  if (o.project.lake.empty()) {
+    return arrow::Status::Invalid("no lake: pass --lake DIR|URI, set lake.root, or write a "
+                                  "project file with qlake init");
+  }
+  if (file.empty() && !f.datasets.empty()) {
+    for (const auto& n : SplitCommaList(f.datasets)) o.project.datasets.push_back({n, {}});
+  }
+  if (!f.metrics_file.empty()) o.metrics_file = f.metrics_file;
+  if (!f.now.empty()) {
+    ARROW_ASSIGN_OR_RAISE(auto now, ParseNow(f.now));
+    o.now_unix = now;
+  }
+
+  auto& in = o.ingest;
+  ARROW_ASSIGN_OR_RAISE(in.parquet.compression, cfg.GetString("ingest.compression"));
+  ARROW_ASSIGN_OR_RAISE(auto level, cfg.GetInt("ingest.compression_level"));
+  in.parquet.compression_level = static_cast<int>(level);
+  ARROW_ASSIGN_OR_RAISE(in.parquet.row_group_rows, cfg.GetInt("ingest.row_group_rows"));
+  ARROW_ASSIGN_OR_RAISE(in.reader.chunk_rows, cfg.GetInt("ingest.chunk_rows"));
+  in.layout = ingest::LayoutKind::kDaily;
+  ARROW_ASSIGN_OR_RAISE(auto parallel, cfg.GetInt("ingest.parallel_files"));
+  o.jobs = f.jobs > 0 ? f.jobs : static_cast<int>(parallel);
+  ARROW_ASSIGN_OR_RAISE(auto limit, cfg.GetInt("memory.limit"));
+  o.memory_budget = static_cast<uint64_t>(limit);
+  ARROW_ASSIGN_OR_RAISE(o.memory_warn_fraction, cfg.GetDouble("memory.warn_fraction"));
+  ARROW_ASSIGN_OR_RAISE(o.memory_act_fraction, cfg.GetDouble("memory.act_fraction"));
+  return o;
+}
+
+}  // namespace qlake::cli

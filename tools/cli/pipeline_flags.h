@@ -1,0 +1,35 @@
+// Flags shared by the pipeline commands (sync, backfill, status, report): where the
+// project file, source and lake are, and how to turn them plus the configuration into
+// pipeline::PipelineOptions.
+
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include <arrow/result.h>
+#include <CLI/CLI.hpp>
+
+#include "command.h"
+#include "qlake/pipeline/pipeline.h"
+
+namespace qlake::cli {
+
+struct PipelineFlags {
+  std::string project;  // --project FILE (default ./qlake.yaml when it exists)
+  std::string source, lake, datasets, metrics_file, now;
+  int jobs = 0;
+  bool json = false;
+};
+
+/// Declares --project --source --lake [--metrics-file --jobs] --now --json on `app`.
+void AddPipelineFlags(CLI::App& app, PipelineFlags& f, bool writes);
+
+/// Loads the project (or builds one from flags and config), applies its `config:`
+/// section and the flags, and fills the ingest template and memory settings.
+arrow::Result<pipeline::PipelineOptions> MakePipelineOptions(const PipelineFlags& f,
+                                                             Context& ctx);
+
+std::vector<std::string> SplitCommaList(const std::string& s);
+
+}  // namespace qlake::cli
