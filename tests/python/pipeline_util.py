@@ -30,6 +30,20 @@ def without_commit_time(record: dict) -> dict:
     return {k: v for k, v in record.items() if k not in ("committed_at", "txn")}
 
 
+def comparable_record(record: dict) -> dict:
+    """A commit record without what differs between two equal runs: its own time and
+    transaction id and, for feature days, the transaction ids of the raw days they read
+    (kept as present / absent)."""
+    out = without_commit_time(record)
+    if str(out.get("dataset", "")).startswith("features/"):
+        out["source"] = {**out["source"], "etag": "<txn>"}
+        v = dict(out.get("validation", {}))
+        if isinstance(v.get("inputs"), dict):
+            v["inputs"] = {k: (None if t is None else "<txn>") for k, t in v["inputs"].items()}
+        out["validation"] = v
+    return out
+
+
 def run_reports(lake: Path) -> list:
     return [read_json(p) for p in sorted((lake / "_qlake" / "runs").glob("*.json"))]
 
@@ -59,7 +73,7 @@ def normalized(lake: Path, datasets) -> dict:
     for rel, data in files.items():
         name = Path(rel).name
         if rel.startswith("_qlake/") and "/commits/" in rel:
-            out[rel] = without_commit_time(json.loads(data))
+            out[rel] = comparable_record(json.loads(data))
         elif name.startswith("watermark.json"):
             out[rel] = {**json.loads(data), "updated_at": None}
         else:

@@ -196,6 +196,13 @@ def test_sharded_backfill_equals_one_sync(run_qlake, mirror, tmp_path, qlake_bin
     lake = proj / "lake"
     assert read_json(lake / "_qlake" / "stocks_minute" / "watermark.json")["watermark"] == \
         "2025-01-10"
+    # Shards leave the features (a look-back across days other shards own) to the next
+    # sync, which catches up every committed day; then the lake equals the reference.
+    assert "dataset stages" in " ".join(shards[0]["warnings"])
+    assert not (lake / "features").exists()
+    after = json.loads(run_qlake("sync", "--json", "--now", NOW, cwd=proj).stdout)
+    assert after["datasets"][0]["days"] == []
+    assert after["datasets"][0]["stages"][0]["stage"] == "features"
     assert normalized(lake, ["stocks_minute"]) == normalized(ref / "lake", ["stocks_minute"])
     # A rerun of a shard finds its days committed from the same files.
     again = run_qlake("backfill", "--dataset", "stocks_minute", "--from", FROM, "--to", TO,

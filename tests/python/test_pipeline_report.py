@@ -56,7 +56,8 @@ def test_html_report_renders_in_headless_chromium(run_qlake, qlake_bin, tmp_path
     assert static.external == []
     assert not re.search(r"<script[^>]+src=", page)
     data = json.loads(re.search(r'id="qlake-data">(.*?)</script>', page, re.S).group(1))
-    assert [d["dataset"] for d in data["datasets"]] == ["stocks_daily", "stocks_minute"]
+    names = ["stocks_daily", "stocks_minute", "features/stocks_daily", "features/stocks_minute"]
+    assert [d["dataset"] for d in data["datasets"]] == names
     assert {d["dataset"]: d["missing"] for d in data["datasets"]}["stocks_daily"] == ["2025-01-06"]
 
     dom = subprocess.run([CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu",
@@ -68,9 +69,9 @@ def test_html_report_renders_in_headless_chromium(run_qlake, qlake_bin, tmp_path
     f.feed(dom.stdout)
     assert f.body_rendered == "1", "the page's script did not finish"
     plots = f.figures
-    assert set(plots) == {"rows-stocks_daily", "rows-stocks_minute", "days-stocks_daily",
-                          "days-stocks_minute", "quarantine-stocks_daily",
-                          "quarantine-stocks_minute", "runs"}
+    assert set(plots) == {f"{kind}-{n}" for kind in ("rows", "days", "quarantine")
+                          for n in names} | {"runs"}
+    assert plots["rows-features/stocks_minute"] >= 4
     # Rows: one bar per committed day per series (written, quarantined).
     assert plots["rows-stocks_minute"] >= 4
     # Days: 4 committed (01-02 03 07 08) + 1 missing (01-06) for stocks_daily.

@@ -24,8 +24,9 @@ Runner SetupBackfill(CLI::App& app) {
       ->required();
   app.add_option("--from", *from, "First day (YYYY-MM-DD)")->required();
   app.add_option("--to", *to, "Last day, inclusive (YYYY-MM-DD)")->required();
-  app.add_option("--shard", *shard,
-                 "Only shard i of n (1-based, e.g. 2/4); every shard must get the same range");
+  app.add_option(
+      "--shard", *shard,
+      "Only shard i of n (1-based, e.g. 2/4); every shard must get the same range");
   app.add_flag("--force", range->force,
                "Redo days already committed from the same source version");
   AddPipelineFlags(app, *f, /*writes=*/true);

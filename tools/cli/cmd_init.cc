@@ -22,7 +22,8 @@ Runner SetupInit(CLI::App& app) {
   app.add_option("--project", f->project, "File to write (default ./qlake.yaml)");
   app.add_option("--source", f->source, "Source: mirror folder or s3://flatfiles");
   app.add_option("--lake", f->lake, "Lake folder or URI");
-  app.add_option("--datasets", f->datasets, "Comma-separated datasets (default: all four)");
+  app.add_option("--datasets", f->datasets,
+                 "Comma-separated datasets (default: all four)");
   app.add_option("--start", f->start, "First day for empty datasets (YYYY-MM-DD)");
   app.add_flag("--force", f->force, "Overwrite an existing file");
   return [f](Context& ctx) -> arrow::Status {

@@ -16,7 +16,8 @@ Runner SetupReport(CLI::App& app) {
   auto out = std::make_shared<std::string>();
   auto days = std::make_shared<int>(0);
   app.add_option("--html", *out, "Write the HTML page here")->required();
-  app.add_option("--days", *days, "Only the most recent N days per dataset (default all)");
+  app.add_option("--days", *days,
+                 "Only the most recent N days per dataset (default all)");
   AddPipelineFlags(app, *f, /*writes=*/false);
   return [f, out, days](Context& ctx) -> arrow::Status {
     ARROW_ASSIGN_OR_RAISE(auto o, MakePipelineOptions(*f, ctx));

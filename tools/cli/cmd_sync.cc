@@ -25,7 +25,8 @@ void LogDay(bool quiet, const std::string& dataset, const pipeline::DayRun& d) {
                  FormatDate(d.day), d.reason, d.seconds, ing ? ing->rows_written : 0,
                  ing ? ing->rows_quarantined : 0);
   } else {
-    spdlog::error("{} {} ({}): FAILED: {}", dataset, FormatDate(d.day), d.reason, d.error);
+    spdlog::error("{} {} ({}): FAILED: {}", dataset, FormatDate(d.day), d.reason,
+                  d.error);
   }
 }
 
@@ -51,13 +52,15 @@ Runner SetupSync(CLI::App& app) {
       s.path = text.substr(0, c1);
       if (c1 != std::string::npos) {
         auto c2 = text.find(':', c1 + 1);
-        s.freq = text.substr(c1 + 1, c2 == std::string::npos ? std::string::npos : c2 - c1 - 1);
+        s.freq = text.substr(c1 + 1,
+                             c2 == std::string::npos ? std::string::npos : c2 - c1 - 1);
         if (c2 != std::string::npos) s.dataset = text.substr(c2 + 1);
       }
       if (s.freq != "day" && s.freq != "1min") {
         return arrow::Status::Invalid("--qlib '", q, "': freq must be day or 1min");
       }
-      if (s.dataset.empty()) s.dataset = s.freq == "day" ? "stocks_daily" : "stocks_minute";
+      if (s.dataset.empty())
+        s.dataset = s.freq == "day" ? "stocks_daily" : "stocks_minute";
       o.project.qlib.push_back(std::move(s));
     }
     std::vector<std::string> only;

@@ -14,7 +14,8 @@ namespace {
 arrow::Result<int64_t> ParseNow(const std::string& s) {
   int y, mo, d, h, mi, sec = 0;
   char z = 0;
-  if (std::sscanf(s.c_str(), "%d-%d-%dT%d:%d:%d%c", &y, &mo, &d, &h, &mi, &sec, &z) >= 5) {
+  if (std::sscanf(s.c_str(), "%d-%d-%dT%d:%d:%d%c", &y, &mo, &d, &h, &mi, &sec, &z) >=
+      5) {
     ARROW_ASSIGN_OR_RAISE(Date day, ParseDate(s.substr(0, 10)));
     return static_cast<int64_t>(ToDate32(day)) * 86400 + h * 3600 + mi * 60 + sec;
   }
@@ -47,11 +48,14 @@ void AddPipelineFlags(CLI::App& app, PipelineFlags& f, bool writes) {
                  "Project file (default: ./qlake.yaml if it exists; see qlake init)");
   app.add_option("--source", f.source,
                  "Source: mirror folder or URI (overrides the project's / source.root)");
-  app.add_option("--lake", f.lake, "Lake folder or URI (overrides the project's / lake.root)");
+  app.add_option("--lake", f.lake,
+                 "Lake folder or URI (overrides the project's / lake.root)");
   if (writes) {
-    app.add_option("--metrics-file", f.metrics_file,
-                   "Write Prometheus metrics of the run to this file (textfile collector)");
-    app.add_option("--jobs", f.jobs, "Days processed at once (default: ingest.parallel_files)");
+    app.add_option(
+        "--metrics-file", f.metrics_file,
+        "Write Prometheus metrics of the run to this file (textfile collector)");
+    app.add_option("--jobs", f.jobs,
+                   "Days processed at once (default: ingest.parallel_files)");
   }
   // For tests and replays: the time publish deadlines are compared with.
   app.add_option("--now", f.now, "")->group("");
@@ -75,11 +79,13 @@ arrow::Result<pipeline::PipelineOptions> MakePipelineOptions(const PipelineFlags
   if (!f.source.empty()) o.project.source = f.source;
   if (!f.lake.empty()) o.project.lake = f.lake;
   if (o.project.lake.empty()) {
-    return arrow::Status::Invalid("no lake: pass --lake DIR|URI, set lake.root, or write a "
-                                  "project file with qlake init");
+    return arrow::Status::Invalid(
+        "no lake: pass --lake DIR|URI, set lake.root, or write a "
+        "project file with qlake init");
   }
   if (file.empty() && !f.datasets.empty()) {
-    for (const auto& n : SplitCommaList(f.datasets)) o.project.datasets.push_back({n, {}});
+    for (const auto& n : SplitCommaList(f.datasets))
+      o.project.datasets.push_back({n, {}});
   }
   if (!f.metrics_file.empty()) o.metrics_file = f.metrics_file;
   if (!f.now.empty()) {
@@ -96,6 +102,16 @@ arrow::Result<pipeline::PipelineOptions> MakePipelineOptions(const PipelineFlags
   in.layout = ingest::LayoutKind::kDaily;
   ARROW_ASSIGN_OR_RAISE(auto parallel, cfg.GetInt("ingest.parallel_files"));
   o.jobs = f.jobs > 0 ? f.jobs : static_cast<int>(parallel);
+  auto& fo = o.features;
+  ARROW_ASSIGN_OR_RAISE(auto window, cfg.GetInt("features.relative_volume_window"));
+  ARROW_ASSIGN_OR_RAISE(auto minp, cfg.GetInt("features.relative_volume_min_periods"));
+  ARROW_ASSIGN_OR_RAISE(auto bars, cfg.GetInt("features.velocity_bars"));
+  fo.params.relative_volume_window = static_cast<int>(window);
+  fo.params.relative_volume_min_periods = static_cast<int>(minp);
+  fo.params.velocity_bars = static_cast<int>(bars);
+  ARROW_ASSIGN_OR_RAISE(fo.params.liquid_dollar_volume,
+                        cfg.GetDouble("features.liquid_dollar_volume"));
+  fo.parquet = in.parquet;
   ARROW_ASSIGN_OR_RAISE(auto limit, cfg.GetInt("memory.limit"));
   o.memory_budget = static_cast<uint64_t>(limit);
   ARROW_ASSIGN_OR_RAISE(o.memory_warn_fraction, cfg.GetDouble("memory.warn_fraction"));

@@ -100,7 +100,9 @@ size_t DiscardBody(char*, size_t size, size_t n, void*) { return size * n; }
 
 DeliveryRecord PostJson(const std::string& url, const std::string& body, int timeout_s) {
   DeliveryRecord r{"webhook", false, ""};
-  static const bool init = [] { return curl_global_init(CURL_GLOBAL_DEFAULT) == CURLE_OK; }();
+  static const bool init = [] {
+    return curl_global_init(CURL_GLOBAL_DEFAULT) == CURLE_OK;
+  }();
   if (!init) {
     r.error = "libcurl initialization failed";
     return r;
@@ -117,7 +119,8 @@ DeliveryRecord PostJson(const std::string& url, const std::string& body, int tim
   curl_easy_setopt(curl, CURLOPT_URL, url.c_str());
   curl_easy_setopt(curl, CURLOPT_HTTPHEADER, headers);
   curl_easy_setopt(curl, CURLOPT_POSTFIELDS, body.data());
-  curl_easy_setopt(curl, CURLOPT_POSTFIELDSIZE_LARGE, static_cast<curl_off_t>(body.size()));
+  curl_easy_setopt(curl, CURLOPT_POSTFIELDSIZE_LARGE,
+                   static_cast<curl_off_t>(body.size()));
   curl_easy_setopt(curl, CURLOPT_TIMEOUT, static_cast<long>(timeout_s));
   curl_easy_setopt(curl, CURLOPT_NOSIGNAL, 1L);
   curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, DiscardBody);
@@ -160,9 +163,9 @@ std::vector<AlertRecord> EvaluateAlerts(const AlertOptions& o, const RunReport& 
       }
       for (const auto& s : d.stages) {
         if (s.status == "failed") {
-          out.push_back({"failure", d.dataset, "",
-                         fmt::format("{} stage {} failed: {}", d.dataset, s.stage,
-                                     s.error)});
+          out.push_back(
+              {"failure", d.dataset, "",
+               fmt::format("{} stage {} failed: {}", d.dataset, s.stage, s.error)});
         }
       }
     }
@@ -170,26 +173,26 @@ std::vector<AlertRecord> EvaluateAlerts(const AlertOptions& o, const RunReport& 
   for (const auto& d : report.datasets) {
     if (o.on_missing_day) {
       for (auto m : d.missing) {
-        out.push_back({"missing_day", d.dataset, FormatDate(m),
-                       fmt::format("{} {} is not published yet, past its expected time "
-                                   "({:02}:{:02} New York time the next day)",
-                                   d.dataset, FormatDate(m),
-                                   o.publish_deadline_minute / 60,
-                                   o.publish_deadline_minute % 60)});
+        out.push_back(
+            {"missing_day", d.dataset, FormatDate(m),
+             fmt::format("{} {} is not published yet, past its expected time "
+                         "({:02}:{:02} New York time the next day)",
+                         d.dataset, FormatDate(m), o.publish_deadline_minute / 60,
+                         o.publish_deadline_minute % 60)});
       }
     }
     for (const auto& day : d.days) {
       const StageRun* ing = day.Stage("ingest");
       if (day.status != "ok" || !ing) continue;
       if (o.max_quarantine_rate >= 0 && ing->rows_read > 0) {
-        double rate =
-            static_cast<double>(ing->rows_quarantined) / static_cast<double>(ing->rows_read);
+        double rate = static_cast<double>(ing->rows_quarantined) /
+                      static_cast<double>(ing->rows_read);
         if (rate > o.max_quarantine_rate) {
-          out.push_back({"quarantine_rate", d.dataset, FormatDate(day.day),
-                         fmt::format("{} {}: {} of {} rows quarantined ({:.2f} % > {:.2f} %)",
-                                     d.dataset, FormatDate(day.day), ing->rows_quarantined,
-                                     ing->rows_read, rate * 100,
-                                     o.max_quarantine_rate * 100)});
+          out.push_back(
+              {"quarantine_rate", d.dataset, FormatDate(day.day),
+               fmt::format("{} {}: {} of {} rows quarantined ({:.2f} % > {:.2f} %)",
+                           d.dataset, FormatDate(day.day), ing->rows_quarantined,
+                           ing->rows_read, rate * 100, o.max_quarantine_rate * 100)});
         }
       }
       if (o.on_empty_day && ing->rows_written == 0) {
@@ -206,30 +209,30 @@ std::string AlertDocument(const RunReport& report) {
   nlohmann::ordered_json alerts = nlohmann::ordered_json::array();
   std::string kinds;
   for (const auto& a : report.alerts) {
-    alerts.push_back(
-        {{"kind", a.kind}, {"dataset", a.dataset}, {"day", a.day}, {"message", a.message}});
+    alerts.push_back({{"kind", a.kind},
+                      {"dataset", a.dataset},
+                      {"day", a.day},
+                      {"message", a.message}});
   }
   std::string summary = fmt::format("qlake {} on {}: {} alert(s)", report.command,
                                     report.host, report.alerts.size());
   if (!report.alerts.empty()) summary += ": " + report.alerts.front().message;
-  nlohmann::ordered_json j = {{"format", "qlake.alert.v1"},
-                              {"run_id", report.run_id},
-                              {"command", report.command},
-                              {"status", report.status},
-                              {"host", report.host},
-                              {"lake", report.lake},
-                              {"summary", summary},
-                              {"alerts", alerts}};
+  nlohmann::ordered_json j = {{"format", "qlake.alert.v1"}, {"run_id", report.run_id},
+                              {"command", report.command},  {"status", report.status},
+                              {"host", report.host},        {"lake", report.lake},
+                              {"summary", summary},         {"alerts", alerts}};
   return MaskSecrets(j.dump());
 }
 
-std::vector<DeliveryRecord> DeliverAlerts(const AlertOptions& o, const RunReport& report) {
+std::vector<DeliveryRecord> DeliverAlerts(const AlertOptions& o,
+                                          const RunReport& report) {
   std::vector<DeliveryRecord> out;
   if (report.alerts.empty() || !o.enabled()) return out;
   const std::string doc = AlertDocument(report);
   std::string kinds;
   for (const auto& a : report.alerts) {
-    if (kinds.find(a.kind) == std::string::npos) kinds += (kinds.empty() ? "" : ",") + a.kind;
+    if (kinds.find(a.kind) == std::string::npos)
+      kinds += (kinds.empty() ? "" : ",") + a.kind;
   }
   auto j = nlohmann::json::parse(doc);
   if (!o.command.empty()) {

@@ -2,9 +2,9 @@
 //
 // `qlake report --html OUT`: one self-contained HTML page (no network, no external
 // script or style) with plots drawn as inline SVG by a small embedded script from the
-// data embedded in the page: rows per day per dataset, committed / missing / pending days,
-// quarantine reasons over time, and run durations. Each plot is a
-// <figure class="plot" data-plot="..."> whose <svg> the script fills; it then sets
+// data embedded in the page: rows per day per dataset, committed / missing / pending
+// days, quarantine reasons over time, and run durations. Each plot is a <figure
+// class="plot" data-plot="..."> whose <svg> the script fills; it then sets
 // data-rendered="<marks drawn>" on the figure and data-rendered="1" on <body>, which is
 // what the headless-browser test checks.
 //

@@ -166,7 +166,8 @@ arrow::Result<std::unique_ptr<LakeLock>> LakeLock::Acquire(const std::string& pa
       close(fd);
       return arrow::Status::AlreadyExists(
           "the lake is locked by another qlake run: ", previous->Describe(),
-          "; lock file ", path, " (file system without flock: delete the file if that "
+          "; lock file ", path,
+          " (file system without flock: delete the file if that "
           "process is gone)");
     }
   }

@@ -5,7 +5,8 @@
 // file's content, one JSON line {"pid", "host", "started_at", "command"}, says who that
 // is, for the error message of the run that is refused and for `qlake status`.
 //
-//   ARROW_ASSIGN_OR_RAISE(auto lock, LakeLock::Acquire(path, LockMode::kExclusive, info));
+//   ARROW_ASSIGN_OR_RAISE(auto lock, LakeLock::Acquire(path, LockMode::kExclusive,
+//   info));
 //   ... write the lake ...   // the destructor releases it
 //
 // Modes: kExclusive for sync and unsharded backfill (one writer, which may also run
@@ -22,7 +23,8 @@
 //
 // The descriptor is close-on-exec, so alert commands do not inherit the lock.
 // A lake on S3 is locked through a file in the local temp folder named after the lake's
-// URI: that stops two runs on this machine; across machines use --shard (docs/pipeline.md).
+// URI: that stops two runs on this machine; across machines use --shard
+// (docs/pipeline.md).
 //
 // Thread safety: a LakeLock is owned by one thread; Acquire is safe from any thread.
 

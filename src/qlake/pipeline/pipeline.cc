@@ -68,7 +68,8 @@ std::vector<Date> ExpectedDays(std::string_view dataset, Date from, Date to) {
 }
 
 Date UtcDateOf(int64_t unix_s) {
-  return Date{date::floor<date::days>(std::chrono::sys_seconds{std::chrono::seconds{unix_s}})};
+  return Date{
+      date::floor<date::days>(std::chrono::sys_seconds{std::chrono::seconds{unix_s}})};
 }
 
 // Expected days in [start, today] past their publish deadline that the source does not
@@ -121,12 +122,16 @@ class Runner {
     report_.host = me.host;
     const std::string lake_uri = AbsoluteUnlessUri(o_.project.lake);
     if (shard) {
-      ARROW_ASSIGN_OR_RAISE(lock_, LakeLock::Acquire(LockPathFor(lake_uri), LockMode::kShared, me));
-      ARROW_ASSIGN_OR_RAISE(shard_lock_, LakeLock::Acquire(LockPathFor(lake_uri, shard_suffix),
-                                                           LockMode::kExclusive, me));
-      if (shard_lock_->took_over()) report_.lock_taken_over = shard_lock_->took_over()->Describe();
+      ARROW_ASSIGN_OR_RAISE(
+          lock_, LakeLock::Acquire(LockPathFor(lake_uri), LockMode::kShared, me));
+      ARROW_ASSIGN_OR_RAISE(shard_lock_,
+                            LakeLock::Acquire(LockPathFor(lake_uri, shard_suffix),
+                                              LockMode::kExclusive, me));
+      if (shard_lock_->took_over())
+        report_.lock_taken_over = shard_lock_->took_over()->Describe();
     } else {
-      ARROW_ASSIGN_OR_RAISE(lock_, LakeLock::Acquire(LockPathFor(lake_uri), LockMode::kExclusive, me));
+      ARROW_ASSIGN_OR_RAISE(
+          lock_, LakeLock::Acquire(LockPathFor(lake_uri), LockMode::kExclusive, me));
       if (lock_->took_over()) report_.lock_taken_over = lock_->took_over()->Describe();
     }
     lake::LakeOptions lo;
@@ -136,6 +141,9 @@ class Runner {
     ctx_.lake_uri = lake_uri;
     ctx_.lake = lake_;
     ctx_.ingest = o_.ingest;
+    ctx_.features = o_.features;
+    ctx_.features.fsync = o_.ingest.fsync;
+    ctx_.recheck_days = o_.project.recheck_days;
     ctx_.qlib = o_.project.qlib;
     stages_ = BuildStages(o_.project);
     for (const auto& s : stages_.stages) report_.stages.emplace_back(s->name());
@@ -157,10 +165,11 @@ class Runner {
         }
       }
       if (!rec.empty()) {
-        spdlog::warn("recovered interrupted commits: {} rolled forward, {} rolled back, "
-                     "{} dropped, {} temp files removed",
-                     report_.recovered_forward, report_.recovered_back,
-                     report_.recovered_dropped, report_.temp_files_removed);
+        spdlog::warn(
+            "recovered interrupted commits: {} rolled forward, {} rolled back, "
+            "{} dropped, {} temp files removed",
+            report_.recovered_forward, report_.recovered_back, report_.recovered_dropped,
+            report_.temp_files_removed);
       }
       MarkInterruptedRuns();
     }
@@ -182,7 +191,8 @@ class Runner {
           report_.warnings.push_back("memory monitor not started: " + st.ToString());
         }
       } else {
-        report_.warnings.push_back("memory monitor not started: " + m.status().ToString());
+        report_.warnings.push_back("memory monitor not started: " +
+                                   m.status().ToString());
       }
     }
     WriteReport(false);
@@ -271,12 +281,14 @@ class Runner {
 
   // Dataset-scoped stages (features, qlib) for the days each dataset changed.
   void RunDatasetStages() {
-    for (auto& ds : report_.datasets) {
-      std::vector<Date> changed;
+    std::map<std::string, std::vector<Date>> changed;
+    for (const auto& ds : report_.datasets) {
+      auto& days = changed[ds.dataset];
       for (const auto& d : ds.days) {
-        if (d.status == "ok") changed.push_back(d.day);
+        if (d.status == "ok") days.push_back(d.day);
       }
-      if (changed.empty()) continue;
+    }
+    for (auto& ds : report_.datasets) {
       for (const auto& stage : stages_.stages) {
         if (stage->scope() != Stage::Scope::kDataset) continue;
         StageRun sr;
@@ -287,8 +299,10 @@ class Runner {
         if (!st.ok()) {
           sr.status = "failed";
           sr.error = st.ToString();
+          spdlog::error("{} stage {} failed: {}", ds.dataset, sr.stage, sr.error);
         }
-        ds.stages.push_back(std::move(sr));
+        if (sr.status != "skipped") ds.stages.push_back(std::move(sr));
+        WriteReport(false);
       }
     }
   }
@@ -352,11 +366,13 @@ class Runner {
     for (auto& j : *runs) {
       if (j.value("status", "") != "running") continue;
       j["status"] = "interrupted";
-      j["error"] = "the process ended before the run finished (killed or crashed); its "
-                   "committed days are kept, the rest is redone by the next run";
+      j["error"] =
+          "the process ended before the run finished (killed or crashed); its "
+          "committed days are kept, the rest is redone by the next run";
       auto id = j.value("run_id", "");
       if (id.empty()) continue;
-      auto st = lake::WriteFileAtomic(*lake_->filesystem(), RunPath(id), j.dump(2) + "\n");
+      auto st =
+          lake::WriteFileAtomic(*lake_->filesystem(), RunPath(id), j.dump(2) + "\n");
       if (st.ok()) ++report_.runs_marked_interrupted;
     }
   }
@@ -393,10 +409,11 @@ class Runner {
     if (!state.contains("datasets") || !state["datasets"].is_object()) {
       state["datasets"] = nlohmann::json::object();
     }
-    const double now = static_cast<double>(std::chrono::duration_cast<std::chrono::milliseconds>(
-                           std::chrono::system_clock::now().time_since_epoch())
-                           .count()) /
-                       1000.0;
+    const double now =
+        static_cast<double>(std::chrono::duration_cast<std::chrono::milliseconds>(
+                                std::chrono::system_clock::now().time_since_epoch())
+                                .count()) /
+        1000.0;
     for (const auto& ds : report_.datasets) {
       auto& s = state["datasets"][ds.dataset];
       s["last_run_id"] = report_.run_id;
@@ -422,12 +439,14 @@ class Runner {
   }
 
   void WriteMetrics(const std::map<std::string, double>& last_success) {
-    std::string file = o_.metrics_file.empty() ? o_.project.metrics_file : o_.metrics_file;
+    std::string file =
+        o_.metrics_file.empty() ? o_.project.metrics_file : o_.metrics_file;
     if (file.empty()) return;
-    const double now = static_cast<double>(std::chrono::duration_cast<std::chrono::milliseconds>(
-                           std::chrono::system_clock::now().time_since_epoch())
-                           .count()) /
-                       1000.0;
+    const double now =
+        static_cast<double>(std::chrono::duration_cast<std::chrono::milliseconds>(
+                                std::chrono::system_clock::now().time_since_epoch())
+                                .count()) /
+        1000.0;
     std::string text = report_.PrometheusText(last_success, now);
     // Local file, atomic (node_exporter must never read half a file).
     std::string root;
@@ -486,7 +505,8 @@ arrow::Status ParseShard(std::string_view text, int* index, int* count) {
 std::vector<Date> ShardDays(const std::vector<Date>& days, int index, int count) {
   std::vector<Date> out;
   for (std::size_t k = 0; k < days.size(); ++k) {
-    if (static_cast<int>(k % static_cast<std::size_t>(count)) == index) out.push_back(days[k]);
+    if (static_cast<int>(k % static_cast<std::size_t>(count)) == index)
+      out.push_back(days[k]);
   }
   return out;
 }
@@ -498,10 +518,9 @@ arrow::Result<RunReport> Sync(const PipelineOptions& o,
   if (!only_datasets.empty()) {
     for (const auto& n : only_datasets) {
       if (std::find(names.begin(), names.end(), n) == names.end()) {
-        return arrow::Status::Invalid("dataset ", n,
-                                      " is not in the project's datasets (add it to ",
-                                      o.project.file.empty() ? "qlake.yaml" : o.project.file,
-                                      ")");
+        return arrow::Status::Invalid(
+            "dataset ", n, " is not in the project's datasets (add it to ",
+            o.project.file.empty() ? "qlake.yaml" : o.project.file, ")");
       }
     }
     names = only_datasets;
@@ -530,12 +549,14 @@ arrow::Result<RunReport> Sync(const PipelineOptions& o,
       if (!start) continue;  // nothing listed, nothing committed, no start: nothing to do
       std::set<Date> expected;
       if (dr.latest_published) {
-        for (Date d : ExpectedDays(name, *start, *dr.latest_published)) expected.insert(d);
+        for (Date d : ExpectedDays(name, *start, *dr.latest_published))
+          expected.insert(d);
       }
       // Committed days re-checked for republished files: the most recent ones.
       std::set<Date> recheck;
       for (auto it = committed.rbegin();
-           it != committed.rend() && static_cast<int>(recheck.size()) < o.project.recheck_days;
+           it != committed.rend() &&
+           static_cast<int>(recheck.size()) < o.project.recheck_days;
            ++it) {
         recheck.insert(*it);
       }
@@ -584,15 +605,16 @@ arrow::Result<RunReport> Backfill(const PipelineOptions& o, const BackfillRange&
   }
   if (range.shard_count < 1 || range.shard_index < 0 ||
       range.shard_index >= range.shard_count) {
-    return arrow::Status::Invalid("bad shard ", range.shard_index + 1, "/", range.shard_count);
+    return arrow::Status::Invalid("bad shard ", range.shard_index + 1, "/",
+                                  range.shard_count);
   }
   const bool sharded = range.shard_count > 1;
   Runner r(o, "backfill");
   if (sharded) {
     r.report().shard = fmt::format("{}/{}", range.shard_index + 1, range.shard_count);
   }
-  ARROW_RETURN_NOT_OK(r.Start(sharded, fmt::format("shard-{}-of-{}", range.shard_index + 1,
-                                                   range.shard_count)));
+  ARROW_RETURN_NOT_OK(r.Start(
+      sharded, fmt::format("shard-{}-of-{}", range.shard_index + 1, range.shard_count)));
   r.Guarded([&]() -> arrow::Status {
     ARROW_ASSIGN_OR_RAISE(auto listing, ListSource(o.project.source, {range.dataset}));
     DatasetRun& dr = r.AddDataset(range.dataset);
@@ -609,9 +631,9 @@ arrow::Result<RunReport> Backfill(const PipelineOptions& o, const BackfillRange&
           missing.day = day;
           missing.reason = "backfill";
           missing.status = "failed";
-          missing.error = fmt::format(
-              "no source file {} although later days are published",
-              catalog::KeyFor(*spec, day));
+          missing.error =
+              fmt::format("no source file {} although later days are published",
+                          catalog::KeyFor(*spec, day));
           dr.days.push_back(std::move(missing));
         } else {
           ++dr.unpublished_days;
@@ -630,7 +652,19 @@ arrow::Result<RunReport> Backfill(const PipelineOptions& o, const BackfillRange&
       tasks.push_back({{spec, day, reason, *obj}, 0});
     }
     r.RunDays(tasks);
-    r.RunDatasetStages();
+    if (sharded) {
+      // Dataset stages read across days (look-back) that other shards own; the next sync
+      // or unsharded backfill catches them up (they follow committed days they lack).
+      bool has_dataset_stage = false;
+      for (const auto& name : r.report().stages) has_dataset_stage |= name != "ingest";
+      if (has_dataset_stage) {
+        r.report().warnings.push_back(
+            "sharded backfill: dataset stages (features, qlib) are left to the next sync "
+            "or unsharded backfill, which catches up every committed day");
+      }
+    } else {
+      r.RunDatasetStages();
+    }
     return arrow::Status::OK();
   });
   return r.Finish();
@@ -641,8 +675,8 @@ arrow::Result<RunReport> Backfill(const PipelineOptions& o, const BackfillRange&
 arrow::Result<std::vector<nlohmann::json>> ListRunReports(const std::string& lake_uri,
                                                           int limit) {
   std::string root;
-  ARROW_ASSIGN_OR_RAISE(auto fs, arrow::fs::FileSystemFromUriOrPath(
-                                     AbsoluteUnlessUri(lake_uri), &root));
+  ARROW_ASSIGN_OR_RAISE(
+      auto fs, arrow::fs::FileSystemFromUriOrPath(AbsoluteUnlessUri(lake_uri), &root));
   arrow::fs::FileSelector sel;
   sel.base_dir = lake::JoinPath(root, kRunsDir);
   sel.allow_not_found = true;
@@ -774,7 +808,8 @@ arrow::Result<StatusReport> GetStatus(const PipelineOptions& o) {
     const std::map<Date, SourceObject>* listed =
         lit == listing.objects.end() ? nullptr : &lit->second;
     if (!start && listed && !listed->empty()) start = listed->begin()->first;
-    if (start && s.source_error.empty()) {
+    // Feature datasets have no source files: nothing can be pending or missing.
+    if (start && s.source_error.empty() && catalog::FindDataset(name).ok()) {
       if (listed && d.latest_published) {
         std::set<Date> expected;
         for (Date x : ExpectedDays(name, *start, *d.latest_published)) expected.insert(x);
@@ -797,9 +832,11 @@ arrow::Result<StatusReport> GetStatus(const PipelineOptions& o) {
         break;
       }
     }
-    if (state.is_object() && state.contains("datasets") && state["datasets"].contains(name)) {
+    if (state.is_object() && state.contains("datasets") &&
+        state["datasets"].contains(name)) {
       const auto& st = state["datasets"][name];
-      if (st.contains("last_success_at")) d.last_success_at = st["last_success_at"].get<std::string>();
+      if (st.contains("last_success_at"))
+        d.last_success_at = st["last_success_at"].get<std::string>();
     }
     s.datasets.push_back(std::move(d));
   }
@@ -815,7 +852,8 @@ arrow::Result<StatusReport> GetStatus(const PipelineOptions& o) {
         qs.calendar_start = cal.front();
         qs.calendar_end = cal.back();
       }
-      qs.symbols = static_cast<int64_t>(ReadLines(q.path + "/instruments/all.txt").size());
+      qs.symbols =
+          static_cast<int64_t>(ReadLines(q.path + "/instruments/all.txt").size());
     }
     s.qlib.push_back(std::move(qs));
   }
@@ -827,24 +865,25 @@ nlohmann::ordered_json StatusReport::ToJson() const {
   for (const auto& d : datasets) {
     nlohmann::ordered_json reasons = nlohmann::ordered_json::object();
     for (const auto& [k, v] : d.quarantine_reasons) reasons[k] = v;
-    ds.push_back({{"dataset", d.dataset},
-                  {"first_day", Opt(d.first_day)},
-                  {"watermark", Opt(d.watermark)},
-                  {"last_committed", Opt(d.last_committed)},
-                  {"committed_days", d.committed_days},
-                  {"latest_published", Opt(d.latest_published)},
-                  {"pending_count", d.pending.size()},
-                  {"pending", DateList(d.pending, 100)},
-                  {"missing_count", d.missing.size()},
-                  {"missing", DateList(d.missing, 100)},
-                  {"republished_count", d.republished.size()},
-                  {"republished", DateList(d.republished, 100)},
-                  {"rows_written", d.rows_written},
-                  {"rows_quarantined", d.rows_quarantined},
-                  {"quarantine_reasons", reasons},
-                  {"last_run", d.last_run},
-                  {"last_success_at", d.last_success_at ? nlohmann::json(*d.last_success_at)
-                                                        : nlohmann::json()}});
+    ds.push_back(
+        {{"dataset", d.dataset},
+         {"first_day", Opt(d.first_day)},
+         {"watermark", Opt(d.watermark)},
+         {"last_committed", Opt(d.last_committed)},
+         {"committed_days", d.committed_days},
+         {"latest_published", Opt(d.latest_published)},
+         {"pending_count", d.pending.size()},
+         {"pending", DateList(d.pending, 100)},
+         {"missing_count", d.missing.size()},
+         {"missing", DateList(d.missing, 100)},
+         {"republished_count", d.republished.size()},
+         {"republished", DateList(d.republished, 100)},
+         {"rows_written", d.rows_written},
+         {"rows_quarantined", d.rows_quarantined},
+         {"quarantine_reasons", reasons},
+         {"last_run", d.last_run},
+         {"last_success_at",
+          d.last_success_at ? nlohmann::json(*d.last_success_at) : nlohmann::json()}});
   }
   nlohmann::ordered_json qs = nlohmann::ordered_json::array();
   for (const auto& q : qlib) {
@@ -854,8 +893,8 @@ nlohmann::ordered_json StatusReport::ToJson() const {
                   {"exists", q.exists},
                   {"calendar_start", q.calendar_start ? nlohmann::json(*q.calendar_start)
                                                       : nlohmann::json()},
-                  {"calendar_end", q.calendar_end ? nlohmann::json(*q.calendar_end)
-                                                  : nlohmann::json()},
+                  {"calendar_end",
+                   q.calendar_end ? nlohmann::json(*q.calendar_end) : nlohmann::json()},
                   {"calendar_days", q.calendar_days},
                   {"symbols", q.symbols}});
   }
@@ -871,38 +910,43 @@ nlohmann::ordered_json StatusReport::ToJson() const {
 
 std::string StatusReport::ToText() const {
   std::string out;
-  auto opt = [](const std::optional<Date>& d) { return d ? FormatDate(*d) : std::string("-"); };
+  auto opt = [](const std::optional<Date>& d) {
+    return d ? FormatDate(*d) : std::string("-");
+  };
   out += fmt::format("lake     {}\n", lake);
   out += fmt::format("source   {}{}\n", source,
                      source_error.empty() ? "" : "  (cannot list: " + source_error + ")");
   out += fmt::format("lock     {}\n", locked_by ? "held by " + *locked_by : "free");
   if (last_run.is_object()) {
-    out += fmt::format("last run {} {}{} {}: {} day(s) committed, {} failed, {:.1f}s, "
-                       "finished {}\n",
-                       last_run.value("run_id", ""), last_run.value("command", ""),
-                       last_run.value("shard", "").empty()
-                           ? ""
-                           : " shard " + last_run.value("shard", ""),
-                       last_run.value("status", ""), last_run.value("committed_days", 0),
-                       last_run.value("failed_days", 0), last_run.value("seconds", 0.0),
-                       last_run.value("finished_at", ""));
+    out += fmt::format(
+        "last run {} {}{} {}: {} day(s) committed, {} failed, {:.1f}s, "
+        "finished {}\n",
+        last_run.value("run_id", ""), last_run.value("command", ""),
+        last_run.value("shard", "").empty() ? ""
+                                            : " shard " + last_run.value("shard", ""),
+        last_run.value("status", ""), last_run.value("committed_days", 0),
+        last_run.value("failed_days", 0), last_run.value("seconds", 0.0),
+        last_run.value("finished_at", ""));
   } else {
     out += "last run none\n";
   }
   out += "\n";
-  out += fmt::format("{:<15} {:<10}  {:<10}  {:>5}  {:<10}  {:>7}  {:>7}  {:>5}  {:>11}  {}\n",
-                     "dataset", "first day", "watermark", "days", "published", "pending",
-                     "missing", "repub", "quarantined", "last run");
+  out += fmt::format(
+      "{:<22} {:<10}  {:<10}  {:>5}  {:<10}  {:>7}  {:>7}  {:>5}  {:>11}  {}\n",
+      "dataset", "first day", "watermark", "days", "published", "pending", "missing",
+      "repub", "quarantined", "last run");
   for (const auto& d : datasets) {
     std::string last = "-";
     if (d.last_run.is_object()) {
       last = fmt::format("{} {} ({:.1f}s)", d.last_run.value("status", ""),
-                         d.last_run.value("finished_at", ""), d.last_run.value("seconds", 0.0));
+                         d.last_run.value("finished_at", ""),
+                         d.last_run.value("seconds", 0.0));
     }
-    out += fmt::format("{:<15} {:<10}  {:<10}  {:>5}  {:<10}  {:>7}  {:>7}  {:>5}  {:>11}  {}\n",
-                       d.dataset, opt(d.first_day), opt(d.watermark), d.committed_days,
-                       opt(d.latest_published), d.pending.size(), d.missing.size(),
-                       d.republished.size(), d.rows_quarantined, last);
+    out += fmt::format(
+        "{:<22} {:<10}  {:<10}  {:>5}  {:<10}  {:>7}  {:>7}  {:>5}  {:>11}  {}\n",
+        d.dataset, opt(d.first_day), opt(d.watermark), d.committed_days,
+        opt(d.latest_published), d.pending.size(), d.missing.size(), d.republished.size(),
+        d.rows_quarantined, last);
   }
   for (const auto& d : datasets) {
     if (!d.missing.empty()) {
@@ -913,7 +957,9 @@ std::string StatusReport::ToText() const {
     if (!d.republished.empty()) {
       out += fmt::format("  {}: republished in the source since committed: {}{}\n",
                          d.dataset, FormatDate(d.republished.front()),
-                         d.republished.size() > 1 ? fmt::format(" and {} more", d.republished.size() - 1) : "");
+                         d.republished.size() > 1
+                             ? fmt::format(" and {} more", d.republished.size() - 1)
+                             : "");
     }
   }
   if (!qlib.empty()) {
@@ -925,8 +971,8 @@ std::string StatusReport::ToText() const {
                                                            q.calendar_end.value_or("")
                                                      : "empty")
                                  : "not created yet";
-      out += fmt::format("{:<40} {:<5} {:<14} {:<23} {:>6}  {:>7}\n", q.spec.path, q.spec.freq,
-                         q.spec.dataset, cal, q.calendar_days, q.symbols);
+      out += fmt::format("{:<40} {:<5} {:<14} {:<23} {:>6}  {:>7}\n", q.spec.path,
+                         q.spec.freq, q.spec.dataset, cal, q.calendar_days, q.symbols);
     }
   }
   return out;

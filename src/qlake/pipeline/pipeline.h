@@ -37,6 +37,7 @@
 #include <nlohmann/json.hpp>
 
 #include "qlake/core/dates.h"
+#include "qlake/features/features.h"
 #include "qlake/ingest/ingest.h"
 #include "qlake/pipeline/project.h"
 #include "qlake/pipeline/report.h"
@@ -47,6 +48,8 @@ struct PipelineOptions {
   Project project;
   /// Ingest template (parquet, reader, layout, fsync) built from the config.
   ingest::IngestOptions ingest;
+  /// Features template (params, parquet) built from the config.
+  features::FeatureOptions features;
   /// Days processed at once.
   int jobs = 1;
   /// memory.limit in bytes (0 = no monitor) and the monitor's fractions.

@@ -3,8 +3,8 @@
 // runs (real synthetic mirrors, SIGKILL, alerts over HTTP, chromium) are in
 // tests/python/test_pipeline*.py.
 
-#include <sys/file.h>
 #include <fcntl.h>
+#include <sys/file.h>
 #include <unistd.h>
 
 #include <filesystem>
@@ -31,8 +31,9 @@ Date D(const char* s) { return *ParseDate(s); }
 class TempDir {
  public:
   TempDir() {
-    path_ = fs::temp_directory_path() /
-            ("qlake_pipeline_test_" + std::to_string(getpid()) + "_" + std::to_string(counter_++));
+    path_ =
+        fs::temp_directory_path() / ("qlake_pipeline_test_" + std::to_string(getpid()) +
+                                     "_" + std::to_string(counter_++));
     fs::create_directories(path_);
   }
   ~TempDir() { fs::remove_all(path_); }
@@ -102,19 +103,23 @@ TEST(Project, ErrorsNameFileAndLine) {
     EXPECT_FALSE(p.ok()) << text;
     return p.status().message();
   };
-  EXPECT_NE(bad("source: a\nlake: b\nalertz: {}\n").find("/p/qlake.yaml:3: unknown key 'alertz'"),
+  EXPECT_NE(bad("source: a\nlake: b\nalertz: {}\n")
+                .find("/p/qlake.yaml:3: unknown key 'alertz'"),
             std::string::npos);
   EXPECT_NE(bad("source: a\nlake: b\ndatasets: [stocks_minutes]\n").find("qlake.yaml:3"),
             std::string::npos);
-  EXPECT_NE(bad("source: a\nlake: b\ndatasets: [indices_minute]\n").find("cannot be ingested"),
-            std::string::npos);
-  EXPECT_NE(bad("source: a\nlake: b\nalerts: {publish_deadline: '25:00'}\n").find("HH:MM"),
-            std::string::npos);
+  EXPECT_NE(
+      bad("source: a\nlake: b\ndatasets: [indices_minute]\n").find("cannot be ingested"),
+      std::string::npos);
+  EXPECT_NE(
+      bad("source: a\nlake: b\nalerts: {publish_deadline: '25:00'}\n").find("HH:MM"),
+      std::string::npos);
   EXPECT_NE(bad("source: a\n").find("no 'lake'"), std::string::npos);
   EXPECT_NE(bad("source: a\nlake: b\nstart: 2025-02-30\n").find("2025-02-30"),
             std::string::npos);
   EXPECT_NE(bad("source: [a\n").find("YAML"), std::string::npos);
-  auto cfg_bad = ParseProject("source: a\nlake: b\nconfig: {memory.limt: 1GiB}\n", "/p/q.yaml");
+  auto cfg_bad =
+      ParseProject("source: a\nlake: b\nconfig: {memory.limt: 1GiB}\n", "/p/q.yaml");
   ASSERT_TRUE(cfg_bad.ok());
   Config cfg = Config::Defaults();
   auto st = cfg_bad->ApplyConfig(cfg);

@@ -52,15 +52,16 @@ arrow::Result<double> Number(const std::string& file, const YAML::Node& node,
     if (used == s.size()) return v;
   } catch (const std::exception&) {
   }
-  return arrow::Status::Invalid(Where(file, node), ": '", key, "' must be a number, got '",
-                                s, "'");
+  return arrow::Status::Invalid(Where(file, node), ": '", key,
+                                "' must be a number, got '", s, "'");
 }
 
 arrow::Result<Date> DateValue(const std::string& file, const YAML::Node& node,
                               std::string_view key) {
   ARROW_ASSIGN_OR_RAISE(auto s, Scalar(file, node, key));
   auto d = ParseDate(s);
-  if (!d.ok()) return arrow::Status::Invalid(Where(file, node), ": ", d.status().message());
+  if (!d.ok())
+    return arrow::Status::Invalid(Where(file, node), ": ", d.status().message());
   return *d;
 }
 
@@ -88,8 +89,8 @@ arrow::Status ParseAlerts(const std::string& file, const YAML::Node& node,
       ARROW_ASSIGN_OR_RAISE(a->webhook, Scalar(file, v, k));
       if (!a->webhook.empty() && a->webhook.rfind("http://", 0) != 0 &&
           a->webhook.rfind("https://", 0) != 0) {
-        return arrow::Status::Invalid(Where(file, v),
-                                      ": alerts.webhook must be an http:// or https:// URL");
+        return arrow::Status::Invalid(
+            Where(file, v), ": alerts.webhook must be an http:// or https:// URL");
       }
     } else if (k == "timeout_seconds") {
       ARROW_ASSIGN_OR_RAISE(double t, Number(file, v, k));
@@ -107,13 +108,14 @@ arrow::Status ParseAlerts(const std::string& file, const YAML::Node& node,
     } else if (k == "publish_deadline") {
       ARROW_ASSIGN_OR_RAISE(auto s, Scalar(file, v, k));
       auto m = ParseClockMinute(s);
-      if (!m.ok()) return arrow::Status::Invalid(Where(file, v), ": ", m.status().message());
+      if (!m.ok())
+        return arrow::Status::Invalid(Where(file, v), ": ", m.status().message());
       a->publish_deadline_minute = *m;
     } else if (k == "max_quarantine_rate") {
       ARROW_ASSIGN_OR_RAISE(a->max_quarantine_rate, Number(file, v, k));
       if (a->max_quarantine_rate > 1) {
-        return arrow::Status::Invalid(Where(file, v),
-                                      ": alerts.max_quarantine_rate is a fraction (0..1)");
+        return arrow::Status::Invalid(
+            Where(file, v), ": alerts.max_quarantine_rate is a fraction (0..1)");
       }
     } else {
       return Unknown(file, kv.first, "alerts", kValid);
@@ -144,19 +146,20 @@ arrow::Result<Project> ParseProject(const std::string& text, const std::string& 
   try {
     root = YAML::Load(text);
   } catch (const YAML::ParserException& e) {
-    return arrow::Status::Invalid(file, ":", e.mark.line + 1, ": YAML syntax error: ",
-                                  e.msg);
+    return arrow::Status::Invalid(file, ":", e.mark.line + 1,
+                                  ": YAML syntax error: ", e.msg);
   }
   if (!root.IsMap()) {
-    return arrow::Status::Invalid(file, ": a project file is a YAML map (see qlake init)");
+    return arrow::Status::Invalid(file,
+                                  ": a project file is a YAML map (see qlake init)");
   }
   const std::string base =
       std::filesystem::absolute(std::filesystem::path(file)).parent_path().string();
   Project p;
   p.file = std::filesystem::absolute(file).lexically_normal().string();
   constexpr std::string_view kValid =
-      "source, lake, start, datasets, qlib, schedule, alerts, metrics_file, runs_keep, "
-      "recheck_days, config";
+      "source, lake, start, datasets, features, qlib, schedule, alerts, metrics_file, "
+      "runs_keep, recheck_days, config";
   try {
     for (const auto& kv : root) {
       const std::string k = kv.first.Scalar();
@@ -194,7 +197,8 @@ arrow::Result<Project> ParseProject(const std::string& text, const std::string& 
           }
           auto spec = catalog::FindDataset(d.name);
           if (!spec.ok()) {
-            return arrow::Status::Invalid(Where(file, item), ": ", spec.status().message());
+            return arrow::Status::Invalid(Where(file, item), ": ",
+                                          spec.status().message());
           }
           if (!(*spec)->ingestible) {
             return arrow::Status::Invalid(
@@ -206,7 +210,8 @@ arrow::Result<Project> ParseProject(const std::string& text, const std::string& 
         }
       } else if (k == "qlib") {
         if (!v.IsSequence()) {
-          return arrow::Status::Invalid(Where(file, v), ": 'qlib' must be a list of stores");
+          return arrow::Status::Invalid(Where(file, v),
+                                        ": 'qlib' must be a list of stores");
         }
         for (const auto& item : v) {
           if (!item.IsMap()) {
@@ -232,7 +237,8 @@ arrow::Result<Project> ParseProject(const std::string& text, const std::string& 
             }
           }
           if (q.path.empty()) {
-            return arrow::Status::Invalid(Where(file, item), ": a qlib store needs a path");
+            return arrow::Status::Invalid(Where(file, item),
+                                          ": a qlib store needs a path");
           }
           if (q.dataset.empty()) {
             q.dataset = q.freq == "day" ? "stocks_daily" : "stocks_minute";
@@ -255,6 +261,8 @@ arrow::Result<Project> ParseProject(const std::string& text, const std::string& 
         }
       } else if (k == "alerts") {
         ARROW_RETURN_NOT_OK(ParseAlerts(file, v, &p.alerts));
+      } else if (k == "features") {
+        ARROW_ASSIGN_OR_RAISE(p.features, Bool(file, v, k));
       } else if (k == "metrics_file") {
         ARROW_ASSIGN_OR_RAISE(auto s, Scalar(file, v, k));
         p.metrics_file = Resolve(base, s);
@@ -356,6 +364,10 @@ lake: {lake}
 # Datasets kept up to date (the four aggregate datasets can be ingested today).
 datasets:
 {datasets}
+# Compute the feature datasets (features/<dataset>: returns, vwap, relative volume,
+# moneyness, ...; docs/features.md) for the days each sync commits.
+features: true
+
 # Qlib binary stores kept in step with the lake (freq: day or 1min; dataset: the lake
 # dataset each is built from). Each store's days follow the lake's watermark.
 qlib: []

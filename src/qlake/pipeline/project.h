@@ -43,9 +43,9 @@ struct ProjectDataset {
 };
 
 struct QlibStoreSpec {
-  std::string path;           // folder of the store (absolute after loading)
-  std::string freq = "day";   // "day" or "1min"
-  std::string dataset;        // lake dataset it is built from
+  std::string path;          // folder of the store (absolute after loading)
+  std::string freq = "day";  // "day" or "1min"
+  std::string dataset;       // lake dataset it is built from
 };
 
 struct AlertOptions {
@@ -80,6 +80,8 @@ struct Project {
   std::string schedule_cron;
   std::string schedule_timezone = "America/New_York";
   AlertOptions alerts;
+  /// Compute feature datasets (features/<dataset>) after ingest.
+  bool features = true;
   std::string metrics_file;
   /// Run reports kept under _qlake/runs/ (older ones are deleted).
   int runs_keep = 200;

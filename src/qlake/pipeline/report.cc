@@ -13,12 +13,15 @@ namespace qlake::pipeline {
 namespace {
 
 nlohmann::ordered_json StageJson(const StageRun& s) {
-  nlohmann::ordered_json j = {{"stage", s.stage},       {"status", s.status},
-                              {"seconds", s.seconds},   {"rows_read", s.rows_read},
+  nlohmann::ordered_json j = {{"stage", s.stage},
+                              {"status", s.status},
+                              {"seconds", s.seconds},
+                              {"rows_read", s.rows_read},
                               {"rows_written", s.rows_written},
                               {"rows_quarantined", s.rows_quarantined},
                               {"rows_filtered", s.rows_filtered},
-                              {"bytes_in", s.bytes_in}, {"bytes_out", s.bytes_out}};
+                              {"bytes_in", s.bytes_in},
+                              {"bytes_out", s.bytes_out}};
   if (!s.error.empty()) j["error"] = s.error;
   if (!s.reasons.empty()) {
     nlohmann::ordered_json r = nlohmann::ordered_json::object();
@@ -124,9 +127,9 @@ nlohmann::ordered_json RunReport::ToJson() const {
   nlohmann::ordered_json alerts_j = nlohmann::ordered_json::array();
   for (const auto& a : alerts) {
     alerts_j.push_back({{"kind", a.kind},
-                      {"dataset", a.dataset},
-                      {"day", a.day},
-                      {"message", a.message}});
+                        {"dataset", a.dataset},
+                        {"day", a.day},
+                        {"message", a.message}});
   }
   nlohmann::ordered_json deliveries_j = nlohmann::ordered_json::array();
   for (const auto& d : deliveries) {
@@ -177,21 +180,23 @@ std::string RunReport::Summary() const {
         latest = d.latest_published;
       }
     }
-    out += fmt::format("qlake {}: nothing to do: {} up to date{} ({:.1f}s)\n", who,
-                       names.empty() ? "no datasets" : names,
-                       latest ? " through " + FormatDate(*latest) + " (latest published)"
-                              : "",
-                       seconds);
+    out += fmt::format(
+        "qlake {}: nothing to do: {} up to date{} ({:.1f}s)\n", who,
+        names.empty() ? "no datasets" : names,
+        latest ? " through " + FormatDate(*latest) + " (latest published)" : "", seconds);
   } else {
-    out += fmt::format("qlake {} {}: {} day(s) committed, {} failed in {:.1f}s (run {})\n",
-                       who, status, committed_days(), failed_days(), seconds, run_id);
+    out +=
+        fmt::format("qlake {} {}: {} day(s) committed, {} failed in {:.1f}s (run {})\n",
+                    who, status, committed_days(), failed_days(), seconds, run_id);
   }
   if (recovered_forward + recovered_back + recovered_dropped > 0) {
-    out += fmt::format("  recovered interrupted commits: {} rolled forward, {} rolled "
-                       "back, {} dropped\n",
-                       recovered_forward, recovered_back, recovered_dropped);
+    out += fmt::format(
+        "  recovered interrupted commits: {} rolled forward, {} rolled "
+        "back, {} dropped\n",
+        recovered_forward, recovered_back, recovered_dropped);
   }
-  if (!lock_taken_over.empty()) out += "  took over a stale lock of " + lock_taken_over + "\n";
+  if (!lock_taken_over.empty())
+    out += "  took over a stale lock of " + lock_taken_over + "\n";
   for (const auto& d : datasets) {
     if (d.days.empty() && d.stages.empty() && d.missing.empty()) continue;
     int64_t read = 0, written = 0, quarantined = 0, in = 0, outb = 0;
@@ -223,7 +228,8 @@ std::string RunReport::Summary() const {
       }
     }
     for (const auto& s : d.stages) {
-      if (s.status == "failed") out += fmt::format("    {} FAILED: {}\n", s.stage, s.error);
+      if (s.status == "failed")
+        out += fmt::format("    {} FAILED: {}\n", s.stage, s.error);
     }
     if (!d.missing.empty()) {
       out += fmt::format("    {} day(s) missing past their publish time, latest {}\n",
@@ -269,8 +275,15 @@ std::string RunReport::PrometheusText(const std::map<std::string, double>& last_
   };
   std::vector<Row> rows;
   for (const auto& d : datasets) {
-    Row r{d.dataset, d.committed(), d.failed(), 0, 0, 0,
-          static_cast<int64_t>(d.missing.size()), -1, {}};
+    Row r{d.dataset,
+          d.committed(),
+          d.failed(),
+          0,
+          0,
+          0,
+          static_cast<int64_t>(d.missing.size()),
+          -1,
+          {}};
     for (const auto& day : d.days) {
       for (const auto& s : day.stages) {
         r.secs[s.stage] += s.seconds;
@@ -316,8 +329,9 @@ std::string RunReport::PrometheusText(const std::map<std::string, double>& last_
   head("qlake_run_stage_seconds", "Seconds spent per stage in the last run");
   for (const auto& r : rows) {
     for (const auto& [stage, s] : r.secs) {
-      out += fmt::format("qlake_run_stage_seconds{{dataset=\"{}\",stage=\"{}\"}} {:.3f}\n",
-                         Esc(r.ds), Esc(stage), s);
+      out +=
+          fmt::format("qlake_run_stage_seconds{{dataset=\"{}\",stage=\"{}\"}} {:.3f}\n",
+                      Esc(r.ds), Esc(stage), s);
     }
   }
   return out;

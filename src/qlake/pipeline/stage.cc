@@ -2,10 +2,13 @@
 
 #include <chrono>
 #include <filesystem>
+#include <set>
 
 #include <arrow/filesystem/filesystem.h>
 
 #include "qlake/lake/fs_util.h"
+#include "qlake/lake/lake.h"
+#include "qlake/lake/watermark.h"
 
 namespace qlake::pipeline {
 
@@ -46,9 +49,9 @@ arrow::Result<SourceListing> ListSource(const std::string& source,
   std::string root;
   auto fs = arrow::fs::FileSystemFromUriOrPath(AbsoluteUnlessUri(source), &root);
   if (!fs.ok()) {
-    return arrow::Status::Invalid("source '", source,
-                                  "' is neither a folder nor a file system URI: ",
-                                  fs.status().message());
+    return arrow::Status::Invalid(
+        "source '", source,
+        "' is neither a folder nor a file system URI: ", fs.status().message());
   }
   ARROW_ASSIGN_OR_RAISE(auto info, (*fs)->GetFileInfo(root));
   if (info.type() != arrow::fs::FileType::Directory) {
@@ -91,7 +94,8 @@ arrow::Status Stage::RunDay(const StageContext&, const DayTask&, StageRun*) {
 }
 
 arrow::Status Stage::RunDataset(const StageContext&, const std::string&,
-                                const std::vector<Date>&, StageRun*) {
+                                const std::map<std::string, std::vector<Date>>&,
+                                StageRun*) {
   return arrow::Status::NotImplemented("stage ", name(), " is not dataset-scoped");
 }
 
@@ -117,9 +121,8 @@ arrow::Status IngestStage::RunDay(const StageContext& ctx, const DayTask& task,
   run->bytes_out = d.output_bytes;
   for (std::size_t i = 0; i < ingest::kNumRejectReasons; ++i) {
     if (d.counts.by_reason[i] > 0) {
-      run->reasons[std::string(
-          ingest::RejectReasonName(static_cast<ingest::RejectReason>(i)))] =
-          d.counts.by_reason[i];
+      run->reasons[std::string(ingest::RejectReasonName(
+          static_cast<ingest::RejectReason>(i)))] = d.counts.by_reason[i];
     }
   }
   if (d.counts.flagged > 0) {
@@ -129,12 +132,86 @@ arrow::Status IngestStage::RunDay(const StageContext& ctx, const DayTask& task,
   return d.status;
 }
 
+arrow::Status FeaturesStage::RunDataset(
+    const StageContext& ctx, const std::string& dataset,
+    const std::map<std::string, std::vector<Date>>& changed, StageRun* run) {
+  auto set = features::ParseFeatureSet(dataset);
+  if (!set.ok()) {
+    run->status = "skipped";
+    return arrow::Status::OK();
+  }
+  // Days whose features may have changed: the dataset's own, plus its inputs'.
+  std::set<Date> days;
+  auto add = [&](const std::string& name) {
+    auto it = changed.find(name);
+    if (it != changed.end()) days.insert(it->second.begin(), it->second.end());
+  };
+  add(dataset);
+  if (dataset == "stocks_daily") add("stocks_minute");
+  if (dataset.rfind("options_", 0) == 0) {
+    add("stocks_daily");
+    add("stocks_minute");
+  }
+  ARROW_ASSIGN_OR_RAISE(auto committed_list, ctx.lake->ListCommittedDays(dataset));
+  std::set<Date> committed(committed_list.begin(), committed_list.end());
+  ARROW_ASSIGN_OR_RAISE(auto have,
+                        ctx.lake->ListCommittedDays(features::FeatureDatasetName(*set)));
+  std::set<Date> have_set(have.begin(), have.end());
+  for (Date d : committed) {
+    if (!have_set.count(d)) days.insert(d);
+  }
+  int n = 0;
+  for (auto it = committed_list.rbegin();
+       it != committed_list.rend() && n < ctx.recheck_days; ++it, ++n) {
+    days.insert(*it);
+  }
+  // Runs of consecutive expected days that the dataset has committed.
+  std::vector<std::pair<Date, Date>> runs;
+  auto cal = lake::CalendarForDataset(dataset);
+  for (Date d : days) {
+    if (!committed.count(d)) continue;
+    if (!runs.empty()) {
+      auto next = lake::NextExpectedDay(cal, runs.back().second);
+      if (next.ok() && *next == d) {
+        runs.back().second = d;
+        continue;
+      }
+    }
+    runs.emplace_back(d, d);
+  }
+  std::string errors;
+  int64_t computed = 0;
+  for (const auto& [from, to] : runs) {
+    features::FeatureOptions o = ctx.features;
+    o.set = *set;
+    o.from = from;
+    o.to = to;
+    o.lake = ctx.lake_uri;
+    ARROW_ASSIGN_OR_RAISE(auto report, features::ComputeFeatures(o));
+    run->rows_read += report.input_rows;
+    for (const auto& d : report.days) {
+      if (d.action == "computed") {
+        run->rows_written += d.rows;
+        ++computed;
+      }
+      if (!d.status.ok()) {
+        errors +=
+            (errors.empty() ? "" : "; ") + FormatDate(d.day) + ": " + d.status.ToString();
+      }
+    }
+  }
+  if (!errors.empty())
+    return arrow::Status::IOError("features of ", dataset, ": ", errors);
+  if (computed == 0) run->status = "skipped";
+  return arrow::Status::OK();
+}
+
 StageCatalog BuildStages(const Project& project) {
   StageCatalog c;
   // fetch (issue 5): not in this build yet; ingest reads the source directly (a mirror
   // folder, or any FileSystem URI).
   c.stages.push_back(std::make_unique<IngestStage>());
-  // features (issue 8): not in this build yet.
+  if (project.features) c.stages.push_back(std::make_unique<FeaturesStage>());
   if (!project.qlib.empty()) {
     c.missing.push_back(
         "qlib: the Qlib export stage is not in this build yet (issue 6); the configured "

@@ -6,10 +6,11 @@
 // (features, qlib) run once per dataset after its days, given the days that changed.
 // Each stage is a thin adapter over its library function (never over the CLI).
 //
-// Which stages exist depends on what has been built (StageCatalog): today ingest is
-// always there; fetch, features and qlib are wired in as their libraries land
-// (docs/pipeline.md lists the state). A project that asks for a stage this build lacks
-// (e.g. qlib stores) gets a warning in the run report, not a silent skip.
+// Which stages exist depends on what has been built (StageCatalog): ingest and features
+// today (features only when the project's `features:` is on); fetch and qlib are wired in
+// as their libraries land (docs/pipeline.md lists the state). A project that asks for a
+// stage this build lacks (e.g. qlib stores) gets a warning in the run report, not a
+// silent skip.
 //
 // The source listing is the truth about what is published: for a local mirror the files
 // present; for S3 the bucket listing. A day's source version (size, mtime, ETag) is
@@ -32,6 +33,7 @@
 
 #include "qlake/catalog/datasets.h"
 #include "qlake/core/dates.h"
+#include "qlake/features/features.h"
 #include "qlake/ingest/ingest.h"
 #include "qlake/lake/commit_record.h"
 #include "qlake/pipeline/project.h"
@@ -77,7 +79,12 @@ struct StageContext {
   /// Template for the ingest stage: parquet/reader/layout/fsync (dataset, days, source
   /// and lake are filled per day).
   ingest::IngestOptions ingest;
+  /// Template for the features stage: params, parquet, fsync (set, days, lake per call).
+  features::FeatureOptions features;
   std::vector<QlibStoreSpec> qlib;
+  /// Dataset stages also re-check this many most recent committed days (catching up
+  /// after a run that died between a commit and its dataset stages).
+  int recheck_days = 30;
 };
 
 struct DayTask {
@@ -97,10 +104,12 @@ class Stage {
   /// day (the runner stores it in run->error).
   virtual arrow::Status RunDay(const StageContext& ctx, const DayTask& task,
                                StageRun* run);
-  /// Dataset-scoped: brings its output up to date for `changed` days of `dataset`
-  /// (the days committed or re-committed by this run, ascending).
-  virtual arrow::Status RunDataset(const StageContext& ctx, const std::string& dataset,
-                                   const std::vector<Date>& changed, StageRun* run);
+  /// Dataset-scoped: brings its output for `dataset` up to date after this run's
+  /// commits; `changed` maps every dataset of the run to the days it committed or
+  /// re-committed (ascending), so a stage can follow inputs of other datasets.
+  virtual arrow::Status RunDataset(
+      const StageContext& ctx, const std::string& dataset,
+      const std::map<std::string, std::vector<Date>>& changed, StageRun* run);
 };
 
 /// Validates and ingests one day through qlake::ingest::Ingest.
@@ -110,6 +119,22 @@ class IngestStage : public Stage {
   Scope scope() const override { return Scope::kDay; }
   arrow::Status RunDay(const StageContext& ctx, const DayTask& task,
                        StageRun* run) override;
+};
+
+/// Computes the dataset's feature days (qlake::features::ComputeFeatures) for the days
+/// it or its inputs changed (stocks_daily reads stocks_minute; options read stocks), the
+/// committed days that have no feature day yet, and the most recent `recheck_days`
+/// committed days, in runs of consecutive committed days. Days already up to date are
+/// skipped by the features library itself (it compares the inputs' transactions), so a
+/// run that died between a commit and its features is caught up by the next one. Reports
+/// "skipped" when nothing needed computing.
+class FeaturesStage : public Stage {
+ public:
+  std::string_view name() const override { return "features"; }
+  Scope scope() const override { return Scope::kDataset; }
+  arrow::Status RunDataset(const StageContext& ctx, const std::string& dataset,
+                           const std::map<std::string, std::vector<Date>>& changed,
+                           StageRun* run) override;
 };
 
 struct StageCatalog {
