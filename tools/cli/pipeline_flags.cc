@@ -112,6 +112,8 @@ arrow::Result<pipeline::PipelineOptions> MakePipelineOptions(const PipelineFlags
   ARROW_ASSIGN_OR_RAISE(fo.params.liquid_dollar_volume,
                         cfg.GetDouble("features.liquid_dollar_volume"));
   fo.parquet = in.parquet;
+  ARROW_ASSIGN_OR_RAISE(auto fpar, cfg.GetInt("features.parallel_days"));
+  fo.parallel_days = static_cast<int>(fpar);
   ARROW_ASSIGN_OR_RAISE(auto limit, cfg.GetInt("memory.limit"));
   o.memory_budget = static_cast<uint64_t>(limit);
   ARROW_ASSIGN_OR_RAISE(o.memory_warn_fraction, cfg.GetDouble("memory.warn_fraction"));
