@@ -288,6 +288,13 @@ class Runner {
         if (d.status == "ok") days.push_back(d.day);
       }
     }
+    if (monitor_ && (max_tier_.load() > 0 || monitor_->tier() != MemoryTier::kNormal) &&
+        ctx_.features.parallel_days > 1) {
+      // The days already pushed memory past the warn line: one feature chunk at a time.
+      ctx_.features.parallel_days = 1;
+      report_.warnings.push_back(
+          "memory pressure: features computed one chunk at a time");
+    }
     for (auto& ds : report_.datasets) {
       for (const auto& stage : stages_.stages) {
         if (stage->scope() != Stage::Scope::kDataset) continue;
