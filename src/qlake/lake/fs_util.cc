@@ -54,22 +54,34 @@ std::optional<std::string> LocalPathOf(const fs::FileSystem& filesystem,
 
 namespace {
 
-// fsync of an open descriptor. Directories on some file systems reject fsync with EINVAL
-// (nothing to sync there); that is not an error for our purposes.
-arrow::Status FsyncPath(const std::string& local, bool directory) {
+enum class SyncKind { kFile, kDir, kFileSystem };
+
+// Opens `local` and flushes it: fsync of the file or folder, or syncfs(2) of the file
+// system it is on (Linux; elsewhere an fsync of `local`). Directories on some file
+// systems reject fsync with EINVAL or EROFS (nothing to sync there); that is not an error
+// for our purposes.
+arrow::Status SyncPath(const std::string& local, SyncKind kind) {
+  const bool directory = kind == SyncKind::kDir;
+  const bool whole_fs = kind == SyncKind::kFileSystem;
   int flags = O_RDONLY | O_CLOEXEC;
   if (directory) flags |= O_DIRECTORY;
   int fd = ::open(local.c_str(), flags);
   if (fd < 0) {
-    return arrow::Status::IOError("cannot open '", local,
-                                  "' to fsync it: ", std::strerror(errno));
+    return arrow::Status::IOError("cannot open '", local, "' to ",
+                                  whole_fs ? "sync its file system" : "fsync it", ": ",
+                                  std::strerror(errno));
   }
+#ifdef __linux__
+  int rc = whole_fs ? ::syncfs(fd) : ::fsync(fd);
+#else
   int rc = ::fsync(fd);
+#endif
   int err = errno;
   ::close(fd);
   if (rc != 0 && !(directory && (err == EINVAL || err == EROFS))) {
-    return arrow::Status::IOError("fsync of '", local, "' failed: ", std::strerror(err),
-                                  "; the disk may be full or failing");
+    return arrow::Status::IOError(
+        whole_fs ? "syncfs of the file system of '" : "fsync of '", local,
+        "' failed: ", std::strerror(err), "; the disk may be full or failing");
   }
   return arrow::Status::OK();
 }
@@ -79,37 +91,19 @@ arrow::Status FsyncPath(const std::string& local, bool directory) {
 arrow::Status SyncFile(const fs::FileSystem& filesystem, const std::string& path) {
   auto local = LocalPathOf(filesystem, path);
   if (!local) return arrow::Status::OK();
-  return FsyncPath(*local, /*directory=*/false);
+  return SyncPath(*local, SyncKind::kFile);
 }
 
 arrow::Status SyncDir(const fs::FileSystem& filesystem, const std::string& path) {
   auto local = LocalPathOf(filesystem, path);
   if (!local) return arrow::Status::OK();
-  return FsyncPath(local->empty() ? std::string("/") : *local, /*directory=*/true);
+  return SyncPath(local->empty() ? std::string("/") : *local, SyncKind::kDir);
 }
 
 arrow::Status SyncFileSystem(const fs::FileSystem& filesystem, const std::string& path) {
   auto local = LocalPathOf(filesystem, path);
   if (!local) return arrow::Status::OK();
-  const std::string target = local->empty() ? std::string("/") : *local;
-#ifdef __linux__
-  int fd = ::open(target.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0) {
-    return arrow::Status::IOError("cannot open '", target,
-                                  "' to sync its file system: ", std::strerror(errno));
-  }
-  int rc = ::syncfs(fd);
-  int err = errno;
-  ::close(fd);
-  if (rc != 0) {
-    return arrow::Status::IOError("syncfs of the file system of '", target,
-                                  "' failed: ", std::strerror(err),
-                                  "; the disk may be full or failing");
-  }
-  return arrow::Status::OK();
-#else
-  return FsyncPath(target, /*directory=*/true);
-#endif
+  return SyncPath(local->empty() ? std::string("/") : *local, SyncKind::kFileSystem);
 }
 
 arrow::Status EnsureDir(fs::FileSystem& filesystem, const std::string& dir,
