@@ -15,13 +15,16 @@ namespace qlake::cli {
 Runner SetupInit(CLI::App& app) {
   struct Flags {
     std::string project = "qlake.yaml";
-    std::string source, lake, datasets, start;
+    std::string source, lake, cache, datasets, start;
     bool force = false;
   };
   auto f = std::make_shared<Flags>();
   app.add_option("--project", f->project, "File to write (default ./qlake.yaml)");
   app.add_option("--source", f->source, "Source: mirror folder or s3://flatfiles");
   app.add_option("--lake", f->lake, "Lake folder or URI");
+  app.add_option("--cache", f->cache,
+                 "Local flat-file cache: fetch each day into it before ingest "
+                 "(default: none, ingest streams from the source)");
   app.add_option("--datasets", f->datasets,
                  "Comma-separated datasets (default: all four)");
   app.add_option("--start", f->start, "First day for empty datasets (YYYY-MM-DD)");
@@ -30,6 +33,7 @@ Runner SetupInit(CLI::App& app) {
     pipeline::InitOptions o;
     if (!f->source.empty()) o.source = f->source;
     if (!f->lake.empty()) o.lake = f->lake;
+    o.cache = f->cache;
     if (!f->datasets.empty()) o.datasets = SplitCommaList(f->datasets);
     if (!f->start.empty()) {
       ARROW_ASSIGN_OR_RAISE(o.start, ParseDate(f->start));

@@ -3,8 +3,11 @@
 #include <cstdio>
 #include <filesystem>
 
+#include <spdlog/spdlog.h>
+
 #include "qlake/core/dates.h"
 #include "qlake/ingest/layout.h"
+#include "qlake/io/filesystem.h"
 
 namespace qlake::cli {
 
@@ -51,6 +54,9 @@ void AddPipelineFlags(CLI::App& app, PipelineFlags& f, bool writes) {
   app.add_option("--lake", f.lake,
                  "Lake folder or URI (overrides the project's / lake.root)");
   if (writes) {
+    app.add_option("--cache", f.cache,
+                   "Fetch each day into this local flat-file cache before ingest "
+                   "(overrides the project's `cache:`)");
     app.add_option(
         "--metrics-file", f.metrics_file,
         "Write Prometheus metrics of the run to this file (textfile collector)");
@@ -78,6 +84,9 @@ arrow::Result<pipeline::PipelineOptions> MakePipelineOptions(const PipelineFlags
   }
   if (!f.source.empty()) o.project.source = f.source;
   if (!f.lake.empty()) o.project.lake = f.lake;
+  if (!f.cache.empty()) {
+    o.project.cache = std::filesystem::absolute(f.cache).lexically_normal().string();
+  }
   if (o.project.lake.empty()) {
     return arrow::Status::Invalid(
         "no lake: pass --lake DIR|URI, set lake.root, or write a "
@@ -114,6 +123,24 @@ arrow::Result<pipeline::PipelineOptions> MakePipelineOptions(const PipelineFlags
   fo.parquet = in.parquet;
   ARROW_ASSIGN_OR_RAISE(auto fpar, cfg.GetInt("features.parallel_days"));
   fo.parallel_days = static_cast<int>(fpar);
+  // The fetch stage (project `cache:`): the same settings as `qlake fetch`.
+  auto& fe = o.fetch;
+  ARROW_ASSIGN_OR_RAISE(auto retries, cfg.GetInt("fetch.retries"));
+  fe.retries = static_cast<int>(retries);
+  ARROW_ASSIGN_OR_RAISE(auto forbidden, cfg.GetInt("fetch.forbidden_retries"));
+  fe.forbidden_retries = static_cast<int>(forbidden);
+  ARROW_ASSIGN_OR_RAISE(fe.backoff_ms, cfg.GetInt("fetch.backoff_ms"));
+  ARROW_ASSIGN_OR_RAISE(fe.backoff_max_ms, cfg.GetInt("fetch.backoff_max_ms"));
+  ARROW_ASSIGN_OR_RAISE(fe.chunk_bytes, cfg.GetInt("fetch.chunk_bytes"));
+  ARROW_ASSIGN_OR_RAISE(fe.verify_gzip, cfg.GetBool("fetch.verify_gzip"));
+  // An S3 source gets the config's endpoint, timeouts, retries and credentials (the
+  // same chain as qlake fetch and ingest); only where they came from is logged.
+  if (io::IsS3Uri(o.project.source)) {
+    ARROW_ASSIGN_OR_RAISE(o.source_fs,
+                          io::OpenFileSystem(o.project.source, cfg, &o.source_root));
+    ARROW_ASSIGN_OR_RAISE(auto creds, io::ResolveS3Credentials(cfg));
+    spdlog::info("source {}: credentials from {}", o.project.source, creds.source);
+  }
   ARROW_ASSIGN_OR_RAISE(auto limit, cfg.GetInt("memory.limit"));
   o.memory_budget = static_cast<uint64_t>(limit);
   ARROW_ASSIGN_OR_RAISE(o.memory_warn_fraction, cfg.GetDouble("memory.warn_fraction"));

@@ -17,12 +17,13 @@ namespace qlake::cli {
 
 struct PipelineFlags {
   std::string project;  // --project FILE (default ./qlake.yaml when it exists)
-  std::string source, lake, datasets, metrics_file, now;
+  std::string source, lake, cache, datasets, metrics_file, now;
   int jobs = 0;
   bool json = false;
 };
 
-/// Declares --project --source --lake [--metrics-file --jobs] --now --json on `app`.
+/// Declares --project --source --lake [--cache --metrics-file --jobs] --now --json on
+/// `app`.
 void AddPipelineFlags(CLI::App& app, PipelineFlags& f, bool writes);
 
 /// Loads the project (or builds one from flags and config), applies its `config:`

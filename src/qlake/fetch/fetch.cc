@@ -601,7 +601,12 @@ arrow::Result<FetchReport> Fetch(arrow::fs::FileSystem& fs, const FetchOptions& 
   FetchReport report;
   report.dataset = o.dataset;
   report.cache = o.cache;
-  ARROW_ASSIGN_OR_RAISE(auto manifest, Manifest::Open(o.cache));
+  std::unique_ptr<Manifest> owned_manifest;
+  Manifest* manifest = o.manifest;
+  if (!manifest) {
+    ARROW_ASSIGN_OR_RAISE(owned_manifest, Manifest::Open(o.cache));
+    manifest = owned_manifest.get();
+  }
 
   auto expect = [&](Date d) {
     auto e = catalog::ExpectFile(*spec, d);

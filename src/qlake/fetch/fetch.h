@@ -46,7 +46,8 @@
 // AWS client's. Connections are reused across files (one S3 client per run).
 //
 // Thread safety: Fetch runs `jobs` worker threads itself; do not run two fetches on one
-// cache at once (the manifest lock refuses the second).
+// cache at once (the manifest lock refuses the second) unless they share one open
+// Manifest (FetchOptions::manifest) and fetch different keys, as the pipeline's days do.
 
 #pragma once
 
@@ -132,6 +133,10 @@ struct FetchOptions {
   int64_t backoff_max_ms = 30000;
   /// Only plan: list and compare, download nothing.
   bool dry_run = false;
+  /// The cache's manifest, already open (and locked) by the caller, e.g. the pipeline,
+  /// which holds it for a whole run and fetches several days at once; it must be the
+  /// manifest of `cache`. Null: Fetch opens and locks it itself for the call.
+  Manifest* manifest = nullptr;
 
   // Performance
   int jobs = 8;

@@ -100,6 +100,23 @@ struct Task {
   std::size_t dataset_index = 0;
 };
 
+// The source's file system: the one the caller opened with the config (S3), else
+// Arrow's factory on the project's source.
+arrow::Result<std::shared_ptr<arrow::fs::FileSystem>> OpenSource(const PipelineOptions& o,
+                                                                 std::string* root) {
+  if (o.source_fs) {
+    *root = o.source_root;
+    return o.source_fs;
+  }
+  auto fs = arrow::fs::FileSystemFromUriOrPath(AbsoluteUnlessUri(o.project.source), root);
+  if (!fs.ok()) {
+    return arrow::Status::Invalid(
+        "source '", o.project.source,
+        "' is neither a folder nor a file system URI: ", fs.status().message());
+  }
+  return *fs;
+}
+
 class Runner {
  public:
   Runner(const PipelineOptions& o, std::string command) : o_(o) {
@@ -115,6 +132,7 @@ class Runner {
 
   RunReport& report() { return report_; }
   lake::Lake& lake() { return *lake_; }
+  const StageContext& context() const { return ctx_; }
 
   // Lock, open the lake, recover (exclusive runs), start the monitor, write "running".
   arrow::Status Start(bool shard, const std::string& shard_suffix) {
@@ -138,6 +156,23 @@ class Runner {
     lo.fsync = o_.ingest.fsync;
     ARROW_ASSIGN_OR_RAISE(lake_, lake::Lake::Open(lake_uri, lo));
     ctx_.source = o_.project.source;
+    ARROW_ASSIGN_OR_RAISE(ctx_.source_fs, OpenSource(o_, &ctx_.source_root));
+    ctx_.cache = o_.project.cache;
+    ctx_.fetch = o_.fetch;
+    if (!ctx_.cache.empty()) {
+      // Held for the whole run: the days fetch into it concurrently through one
+      // manifest, and no `qlake fetch` (or other run) writes the cache meanwhile.
+      auto m = fetch::Manifest::Open(ctx_.cache);
+      if (!m.ok()) {
+        return m.status().WithMessage(
+            "cannot use the cache ", ctx_.cache, ": ", m.status().message(),
+            m.status().IsAlreadyExists()
+                ? " (each sync, backfill shard or qlake fetch running at the same time "
+                  "needs its own cache folder)"
+                : "");
+      }
+      ctx_.manifest = std::shared_ptr<fetch::Manifest>(std::move(*m));
+    }
     ctx_.lake_uri = lake_uri;
     ctx_.lake = lake_;
     ctx_.ingest = o_.ingest;
@@ -345,6 +380,7 @@ class Runner {
     PruneRuns();
     auto last_success = UpdateState();
     WriteMetrics(last_success);
+    ctx_.manifest.reset();  // unlocks the cache
     if (shard_lock_) shard_lock_->Release();
     if (lock_) lock_->Release();
     return report_;
@@ -540,7 +576,9 @@ arrow::Result<RunReport> Sync(const PipelineOptions& o,
   Runner r(o, "sync");
   ARROW_RETURN_NOT_OK(r.Start(false, ""));
   r.Guarded([&]() -> arrow::Status {
-    ARROW_ASSIGN_OR_RAISE(auto listing, ListSource(o.project.source, names));
+    const auto& ctx = r.context();
+    ARROW_ASSIGN_OR_RAISE(auto listing,
+                          ListSource(*ctx.source_fs, ctx.source_root, names));
     const int64_t now = NowUnix(o);
     std::vector<Task> tasks;
     for (std::size_t i = 0; i < names.size(); ++i) {
@@ -623,7 +661,9 @@ arrow::Result<RunReport> Backfill(const PipelineOptions& o, const BackfillRange&
   ARROW_RETURN_NOT_OK(r.Start(
       sharded, fmt::format("shard-{}-of-{}", range.shard_index + 1, range.shard_count)));
   r.Guarded([&]() -> arrow::Status {
-    ARROW_ASSIGN_OR_RAISE(auto listing, ListSource(o.project.source, {range.dataset}));
+    const auto& ctx = r.context();
+    ARROW_ASSIGN_OR_RAISE(auto listing,
+                          ListSource(*ctx.source_fs, ctx.source_root, {range.dataset}));
     DatasetRun& dr = r.AddDataset(range.dataset);
     dr.latest_published = listing.Latest(range.dataset);
     ARROW_ASSIGN_OR_RAISE(auto committed, r.Committed(range.dataset));
@@ -768,7 +808,10 @@ arrow::Result<StatusReport> GetStatus(const PipelineOptions& o) {
     for (const auto& n : names) {
       if (catalog::FindDataset(n).ok()) catalog_names.push_back(n);
     }
-    auto l = ListSource(o.project.source, catalog_names);
+    std::string root;
+    auto fs = OpenSource(o, &root);
+    auto l = fs.ok() ? ListSource(**fs, root, catalog_names)
+                     : arrow::Result<SourceListing>(fs.status());
     if (l.ok()) {
       listing = std::move(*l);
     } else {

@@ -14,6 +14,11 @@
 // source version are skipped (a rerun resumes); `force` redoes them. Shards take the lake
 // lock shared plus their own shard lock exclusively; a sync is refused while they run.
 //
+// With a `cache:` in the project, each planned day is first fetched into the cache
+// (FetchStage, stage.h) and ingested from there; the cache's manifest is locked for the
+// whole run (a concurrent `qlake fetch`, or a shard of another process, on the same
+// cache is refused with AlreadyExists). The plan still comes from the source listing.
+//
 // Every run writes a run report (report.h) to <lake>/_qlake/runs/, updates
 // <lake>/_qlake/pipeline/state.json (last run and last success per dataset), rewrites the
 // metrics file if asked, and delivers alerts (alerts.h). The memory monitor watches
@@ -38,6 +43,7 @@
 
 #include "qlake/core/dates.h"
 #include "qlake/features/features.h"
+#include "qlake/fetch/fetch.h"
 #include "qlake/ingest/ingest.h"
 #include "qlake/pipeline/project.h"
 #include "qlake/pipeline/report.h"
@@ -50,6 +56,14 @@ struct PipelineOptions {
   ingest::IngestOptions ingest;
   /// Features template (params, parquet) built from the config.
   features::FeatureOptions features;
+  /// Fetch template (retries, backoff, chunk size, gzip check) built from the config;
+  /// used when the project has a `cache:`.
+  fetch::FetchOptions fetch;
+  /// The source's file system, opened with the config (io::OpenFileSystem: S3 endpoint,
+  /// credentials, timeouts), and the mirror's / "bucket[/prefix]" path in it. Null: the
+  /// pipeline opens project.source with Arrow's URI factory (local mirrors, tests).
+  std::shared_ptr<arrow::fs::FileSystem> source_fs;
+  std::string source_root;
   /// Days processed at once.
   int jobs = 1;
   /// memory.limit in bytes (0 = no monitor) and the monitor's fractions.

@@ -7,8 +7,11 @@
 #include <sys/file.h>
 #include <unistd.h>
 
+#include <atomic>
+#include <chrono>
 #include <filesystem>
 #include <fstream>
+#include <thread>
 
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
@@ -125,6 +128,55 @@ TEST(Project, ErrorsNameFileAndLine) {
   auto st = cfg_bad->ApplyConfig(cfg);
   EXPECT_FALSE(st.ok());
   EXPECT_NE(st.message().find("/p/q.yaml:3"), std::string::npos) << st.message();
+}
+
+TEST(Project, CacheKeyIsALocalFolderAndAddsTheFetchStage) {
+  auto p = ParseProject("source: s3://flatfiles\nlake: lake\ncache: ./flatfiles\n",
+                        "/srv/x/qlake.yaml");
+  ASSERT_TRUE(p.ok()) << p.status().ToString();
+  EXPECT_EQ(p->cache, "/srv/x/flatfiles");
+  auto stages = BuildStages(*p);
+  ASSERT_GE(stages.stages.size(), 2u);
+  EXPECT_EQ(stages.stages[0]->name(), "fetch");
+  EXPECT_EQ(stages.stages[0]->scope(), Stage::Scope::kDay);
+  EXPECT_EQ(stages.stages[1]->name(), "ingest");
+  // Without a cache (or with an empty one) ingest streams: no fetch stage.
+  auto streaming = ParseProject("source: s3://flatfiles\nlake: lake\ncache: \"\"\n",
+                                "/srv/x/qlake.yaml");
+  ASSERT_TRUE(streaming.ok());
+  EXPECT_EQ(streaming->cache, "");
+  EXPECT_EQ(BuildStages(*streaming).stages[0]->name(), "ingest");
+  auto uri = ParseProject("source: s3://flatfiles\nlake: lake\ncache: s3://b/c\n",
+                          "/srv/x/qlake.yaml");
+  ASSERT_FALSE(uri.ok());
+  EXPECT_NE(uri.status().message().find("'cache' must be a local folder"),
+            std::string::npos);
+  InitOptions o;
+  o.cache = "./flatfiles";
+  auto t = ParseProject(ProjectTemplate(o), "/data/qlake.yaml");
+  ASSERT_TRUE(t.ok()) << t.status().ToString();
+  EXPECT_EQ(t->cache, "/data/flatfiles");
+  auto plain = ParseProject(ProjectTemplate(InitOptions{}), "/data/qlake.yaml");
+  ASSERT_TRUE(plain.ok());
+  EXPECT_EQ(plain->cache, "");
+}
+
+TEST(Stage, FetchKeyLocksKeepTwoDaysOffOneKey) {
+  FetchKeyLocks locks;
+  locks.Lock({"a", "b"});
+  std::atomic<bool> got{false};
+  std::thread t([&] {
+    locks.Lock({"b", "c"});  // shares "b": waits
+    got = true;
+    locks.Unlock({"b", "c"});
+  });
+  locks.Lock({"d"});  // disjoint: does not wait
+  std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  EXPECT_FALSE(got.load());
+  locks.Unlock({"a", "b"});
+  t.join();
+  EXPECT_TRUE(got.load());
+  locks.Unlock({"d"});
 }
 
 TEST(Lock, SecondExclusiveIsRefusedWithExitCode6) {
@@ -363,6 +415,40 @@ TEST(Report, StatusJsonSummaryAndMetrics) {
                                    "2025-01-10"),
             std::string::npos)
       << nothing.Summary();
+}
+
+TEST(Report, FetchStageBytesAndRetries) {
+  RunReport r = SampleReport();
+  StageRun f;
+  f.stage = "fetch";
+  f.action = "downloaded";
+  f.bytes_in = 2500000;
+  f.bytes_out = 2500000;
+  f.retries = 2;
+  f.seconds = 0.25;
+  r.datasets[0].days[1].stages.insert(r.datasets[0].days[1].stages.begin(), f);
+  auto j = r.ToJson();
+  auto& js = j["datasets"][0]["days"][1]["stages"];
+  EXPECT_EQ(js[0]["stage"], "fetch");
+  EXPECT_EQ(js[0]["action"], "downloaded");
+  EXPECT_EQ(js[0]["retries"], 2);
+  EXPECT_FALSE(js[1].contains("action"));  // ingest says nothing more than ok
+  auto summary = r.Summary();
+  EXPECT_NE(summary.find("fetched 2.5 MB (2 retries);"), std::string::npos) << summary;
+  EXPECT_NE(summary.find("fetch 0.2s ingest 3.0s"), std::string::npos) << summary;
+  auto prom = r.PrometheusText({}, 1736510000.0);
+  EXPECT_NE(prom.find("qlake_run_fetch_bytes{dataset=\"stocks_minute\"} 2500000\n"),
+            std::string::npos)
+      << prom;
+  EXPECT_NE(prom.find("qlake_run_fetch_retries{dataset=\"stocks_minute\"} 2\n"),
+            std::string::npos);
+  EXPECT_NE(
+      prom.find("qlake_run_stage_seconds{dataset=\"stocks_minute\",stage=\"fetch\"} "
+                "0.250\n"),
+      std::string::npos);
+  // Without a fetch stage, no fetch metrics.
+  EXPECT_EQ(SampleReport().PrometheusText({}, 0).find("qlake_run_fetch"),
+            std::string::npos);
 }
 
 TEST(Stage, SameVersionComparesWhatBothSidesKnow) {

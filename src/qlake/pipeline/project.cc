@@ -158,8 +158,8 @@ arrow::Result<Project> ParseProject(const std::string& text, const std::string& 
   Project p;
   p.file = std::filesystem::absolute(file).lexically_normal().string();
   constexpr std::string_view kValid =
-      "source, lake, start, datasets, features, qlib, schedule, alerts, metrics_file, "
-      "runs_keep, recheck_days, config";
+      "source, lake, cache, start, datasets, features, qlib, schedule, alerts, "
+      "metrics_file, runs_keep, recheck_days, config";
   try {
     for (const auto& kv : root) {
       const std::string k = kv.first.Scalar();
@@ -170,6 +170,9 @@ arrow::Result<Project> ParseProject(const std::string& text, const std::string& 
       } else if (k == "lake") {
         ARROW_ASSIGN_OR_RAISE(auto s, Scalar(file, v, k));
         p.lake = Resolve(base, s);
+      } else if (k == "cache") {
+        ARROW_ASSIGN_OR_RAISE(auto s, Scalar(file, v, k));
+        if (!s.empty()) p.cache = Resolve(base, s);
       } else if (k == "start") {
         ARROW_ASSIGN_OR_RAISE(p.start, DateValue(file, v, k));
       } else if (k == "datasets") {
@@ -309,6 +312,9 @@ arrow::Status Project::Validate() const {
   const std::string where = file.empty() ? "project" : file;
   if (lake.empty()) return arrow::Status::Invalid(where, ": no 'lake' given");
   if (source.empty()) return arrow::Status::Invalid(where, ": no 'source' given");
+  if (cache.find("://") != std::string::npos) {
+    return arrow::Status::Invalid(where, ": 'cache' must be a local folder, not ", cache);
+  }
   std::set<std::string> seen;
   for (const auto& d : datasets) {
     if (!seen.insert(d.name).second) {
@@ -355,6 +361,12 @@ source: {source}
 
 # The Parquet lake: a local folder or s3://bucket/prefix.
 lake: {lake}
+
+# A local copy of the flat files. With it, sync first downloads each day it works on
+# into this folder (resumable, verified, retried; republished files are downloaded
+# again) and ingests the local file; the folder keeps the bucket's key layout. Without
+# it (empty), ingest streams each day straight from the source.
+{cache_line}
 
 # First day to ingest for a dataset that has nothing committed yet. Without it, sync
 # starts at the first day the source lists. A dataset may override it:
@@ -409,6 +421,8 @@ config: {{}}
 #  ingest.parallel_files: 2
 )",
       fmt::arg("source", o.source), fmt::arg("lake", o.lake),
+      fmt::arg("cache_line", o.cache.empty() ? "cache: \"\"   # e.g. ./flatfiles"
+                                             : "cache: " + o.cache),
       fmt::arg("start_line", start.empty() ? "# start: 2025-01-02" : "start: " + start),
       fmt::arg("datasets", datasets));
 }

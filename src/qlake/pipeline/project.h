@@ -5,6 +5,7 @@
 //
 //   source: ./mirror                  # mirror folder or s3://flatfiles
 //   lake: ./lake                      # folder or s3://bucket/prefix
+//   cache: ./flatfiles                # optional local copy of the flat files (below)
 //   start: 2025-01-02                 # first day when a dataset is still empty
 //   datasets: [stocks_daily, stocks_minute]     # or {name: x, start: D} maps
 //   qlib: [{path: ./qlib/day, freq: day, dataset: stocks_daily}]
@@ -13,6 +14,13 @@
 //   metrics_file: /var/lib/node_exporter/textfile/qlake.prom
 //   runs_keep: 200
 //   config: {memory.limit: 4GiB}      # any config key (docs/config.md)
+//
+// `cache`: with it, every day the pipeline works on is first fetched from the source into
+// this folder (qlake::fetch: resumable, verified, retried, recorded in the cache's
+// manifest; the bucket's key layout, so the folder is also a mirror) and ingest reads
+// the cached file; a republished object is downloaded again before its day is
+// re-ingested. Without it, ingest streams each day's object straight from the source.
+// Either way the source listing decides what is published.
 //
 // Relative paths are resolved against the folder holding the file. Unknown keys are
 // errors naming the file and line (a typo must not silently disable an alert).
@@ -74,6 +82,9 @@ struct Project {
   std::string file;
   std::string source;
   std::string lake;
+  /// Local flat-file cache folder (absolute after loading); "" = no cache: ingest
+  /// streams from the source.
+  std::string cache;
   std::optional<Date> start;
   std::vector<ProjectDataset> datasets;
   std::vector<QlibStoreSpec> qlib;
@@ -108,6 +119,8 @@ arrow::Result<Project> LoadProject(const std::string& file);
 struct InitOptions {
   std::string source = "./mirror";
   std::string lake = "./lake";
+  /// `cache:` line; "" writes `cache: ""` (streaming) with an example in a comment.
+  std::string cache;
   std::vector<std::string> datasets = {"stocks_daily", "stocks_minute", "options_daily",
                                        "options_minute"};
   std::optional<Date> start;

@@ -22,6 +22,10 @@ nlohmann::ordered_json StageJson(const StageRun& s) {
                               {"rows_filtered", s.rows_filtered},
                               {"bytes_in", s.bytes_in},
                               {"bytes_out", s.bytes_out}};
+  if (!s.action.empty()) {
+    j["action"] = s.action;
+    j["retries"] = s.retries;
+  }
   if (!s.error.empty()) j["error"] = s.error;
   if (!s.reasons.empty()) {
     nlohmann::ordered_json r = nlohmann::ordered_json::object();
@@ -200,10 +204,16 @@ std::string RunReport::Summary() const {
   for (const auto& d : datasets) {
     if (d.days.empty() && d.stages.empty() && d.missing.empty()) continue;
     int64_t read = 0, written = 0, quarantined = 0, in = 0, outb = 0;
+    int64_t fetched = 0, retries = 0, fetch_days = 0;
     std::map<std::string, double> stage_secs;
     for (const auto& day : d.days) {
       for (const auto& s : day.stages) {
         stage_secs[s.stage] += s.seconds;
+        if (s.stage == "fetch") {
+          fetched += s.bytes_in;
+          retries += s.retries;
+          ++fetch_days;
+        }
         if (s.stage == "ingest") {
           read += s.rows_read;
           written += s.rows_written;
@@ -216,11 +226,16 @@ std::string RunReport::Summary() const {
     for (const auto& s : d.stages) stage_secs[s.stage] += s.seconds;
     std::string secs;
     for (const auto& [k, v] : stage_secs) secs += fmt::format(" {} {:.1f}s", k, v);
+    std::string fetch_part;
+    if (fetch_days > 0) {
+      fetch_part = fmt::format(" fetched {:.1f} MB{};", Mb(fetched),
+                               retries > 0 ? fmt::format(" ({} retries)", retries) : "");
+    }
     out += fmt::format(
-        "  {:<15} {} day(s) ok, {} failed; rows {} read, {} written, {} quarantined; "
+        "  {:<15} {} day(s) ok, {} failed; rows {} read, {} written, {} quarantined;{} "
         "{:.1f} MB -> {:.1f} MB;{}; watermark {}\n",
-        d.dataset, d.committed(), d.failed(), read, written, quarantined, Mb(in),
-        Mb(outb), secs,
+        d.dataset, d.committed(), d.failed(), read, written, quarantined, fetch_part,
+        Mb(in), Mb(outb), secs,
         d.watermark_after ? FormatDate(*d.watermark_after) : std::string("none"));
     for (const auto& day : d.days) {
       if (day.status != "ok") {
@@ -272,6 +287,7 @@ std::string RunReport::PrometheusText(const std::map<std::string, double>& last_
     int64_t committed, failed, read, written, quarantined, missing;
     double watermark;
     std::map<std::string, double> secs;
+    int64_t fetch_days = 0, fetch_bytes = 0, fetch_retries = 0;
   };
   std::vector<Row> rows;
   for (const auto& d : datasets) {
@@ -287,6 +303,11 @@ std::string RunReport::PrometheusText(const std::map<std::string, double>& last_
     for (const auto& day : d.days) {
       for (const auto& s : day.stages) {
         r.secs[s.stage] += s.seconds;
+        if (s.stage == "fetch") {
+          ++r.fetch_days;
+          r.fetch_bytes += s.bytes_in;
+          r.fetch_retries += s.retries;
+        }
         if (s.stage == "ingest") {
           r.read += s.rows_read;
           r.written += s.rows_written;
@@ -324,6 +345,25 @@ std::string RunReport::PrometheusText(const std::map<std::string, double>& last_
     if (r.watermark >= 0) {
       out += fmt::format("qlake_watermark_timestamp_seconds{{dataset=\"{}\"}} {:.0f}\n",
                          Esc(r.ds), r.watermark);
+    }
+  }
+  bool any_fetch = false;
+  for (const auto& r : rows) any_fetch |= r.fetch_days > 0;
+  if (any_fetch) {
+    head("qlake_run_fetch_bytes", "Bytes downloaded into the cache by the last run");
+    for (const auto& r : rows) {
+      if (r.fetch_days > 0) {
+        out += fmt::format("qlake_run_fetch_bytes{{dataset=\"{}\"}} {}\n", Esc(r.ds),
+                           r.fetch_bytes);
+      }
+    }
+    head("qlake_run_fetch_retries",
+         "Download attempts retried after transient failures in the last run");
+    for (const auto& r : rows) {
+      if (r.fetch_days > 0) {
+        out += fmt::format("qlake_run_fetch_retries{{dataset=\"{}\"}} {}\n", Esc(r.ds),
+                           r.fetch_retries);
+      }
     }
   }
   head("qlake_run_stage_seconds", "Seconds spent per stage in the last run");

@@ -38,6 +38,11 @@ struct StageRun {
   int64_t rows_filtered = 0;
   int64_t bytes_in = 0;
   int64_t bytes_out = 0;
+  /// fetch: attempts beyond the first (transient failures that were retried).
+  int64_t retries = 0;
+  /// What the stage did when it says more than ok: fetch "downloaded", "republished",
+  /// "unchanged". "" otherwise.
+  std::string action;
   /// Quarantine reason -> rows (ingest).
   std::map<std::string, int64_t> reasons;
   std::vector<std::string> warnings;

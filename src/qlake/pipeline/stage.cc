@@ -1,11 +1,14 @@
 #include "qlake/pipeline/stage.h"
 
+#include <algorithm>
 #include <chrono>
 #include <filesystem>
 #include <set>
 
 #include <arrow/filesystem/filesystem.h>
+#include <fmt/format.h>
 
+#include "qlake/catalog/nyse_calendar.h"
 #include "qlake/lake/fs_util.h"
 #include "qlake/lake/lake.h"
 #include "qlake/lake/watermark.h"
@@ -53,11 +56,19 @@ arrow::Result<SourceListing> ListSource(const std::string& source,
         "source '", source,
         "' is neither a folder nor a file system URI: ", fs.status().message());
   }
-  ARROW_ASSIGN_OR_RAISE(auto info, (*fs)->GetFileInfo(root));
-  if (info.type() != arrow::fs::FileType::Directory) {
-    return arrow::Status::IOError("source '", source,
-                                  "' is not a folder (write one with qlake synth or "
-                                  "qlake fetch, or fix 'source' in qlake.yaml)");
+  return ListSource(**fs, root, datasets);
+}
+
+arrow::Result<SourceListing> ListSource(arrow::fs::FileSystem& fs,
+                                        const std::string& root,
+                                        const std::vector<std::string>& datasets) {
+  if (fs.type_name() != "s3") {
+    ARROW_ASSIGN_OR_RAISE(auto info, fs.GetFileInfo(root));
+    if (info.type() != arrow::fs::FileType::Directory) {
+      return arrow::Status::IOError("source '", root,
+                                    "' is not a folder (write one with qlake synth or "
+                                    "qlake fetch, or fix 'source' in qlake.yaml)");
+    }
   }
   SourceListing out;
   for (const auto& name : datasets) {
@@ -67,7 +78,7 @@ arrow::Result<SourceListing> ListSource(const std::string& source,
     sel.base_dir = lake::JoinPath(root, spec->Prefix());
     sel.recursive = true;
     sel.allow_not_found = true;
-    ARROW_ASSIGN_OR_RAISE(auto infos, (*fs)->GetFileInfo(sel));
+    ARROW_ASSIGN_OR_RAISE(auto infos, fs.GetFileInfo(sel));
     for (const auto& f : infos) {
       if (f.type() != arrow::fs::FileType::File) continue;
       std::string key = f.path().substr(root.empty() ? 0 : root.size() + 1);
@@ -99,12 +110,106 @@ arrow::Status Stage::RunDataset(const StageContext&, const std::string&,
   return arrow::Status::NotImplemented("stage ", name(), " is not dataset-scoped");
 }
 
+void FetchKeyLocks::Lock(const std::vector<std::string>& keys) {
+  std::unique_lock lock(mu_);
+  cv_.wait(lock, [&] {
+    return std::none_of(keys.begin(), keys.end(),
+                        [&](const std::string& k) { return held_.count(k) > 0; });
+  });
+  held_.insert(keys.begin(), keys.end());
+}
+
+void FetchKeyLocks::Unlock(const std::vector<std::string>& keys) {
+  {
+    std::lock_guard lock(mu_);
+    for (const auto& k : keys) held_.erase(k);
+  }
+  cv_.notify_all();
+}
+
+arrow::Status FetchStage::RunDay(const StageContext& ctx, const DayTask& task,
+                                 StageRun* run) {
+  if (ctx.cache.empty() || !ctx.source_fs || !ctx.manifest || !ctx.fetch_locks) {
+    return arrow::Status::Invalid("the fetch stage needs a cache folder and a source");
+  }
+  const catalog::DatasetSpec& spec = *task.spec;
+  fetch::FetchOptions o = ctx.fetch;
+  o.dataset = std::string(spec.name);
+  o.selection = fetch::Selection::kRange;
+  o.from = o.to = task.day;
+  o.bucket_root = ctx.source_root;
+  o.cache = ctx.cache;
+  o.manifest = ctx.manifest.get();
+  o.jobs = 1;
+  o.dry_run = false;
+  std::vector<std::string> keys = {catalog::KeyFor(spec, task.day)};
+  std::optional<Date> previous;
+  if (spec.granularity == catalog::Granularity::kDay) {
+    auto prev = catalog::NyseCalendar::Get().PreviousTradingDay(task.day);
+    if (prev.ok()) {
+      previous = *prev;
+      o.from = *prev;
+      keys.push_back(catalog::KeyFor(spec, *prev));
+    }
+  }
+  ctx.fetch_locks->Lock(keys);
+  auto fetched = fetch::Fetch(*ctx.source_fs, o);
+  ctx.fetch_locks->Unlock(keys);
+  ARROW_ASSIGN_OR_RAISE(auto report, std::move(fetched));
+  const fetch::FileReport* file = nullptr;
+  for (const auto& f : report.files) {
+    if (f.day == task.day) {
+      file = &f;
+    } else if (previous && f.day == *previous) {
+      if (f.status == fetch::FileStatus::kFailed) {
+        run->warnings.push_back(fmt::format(
+            "previous day {} not fetched ({}): the day's closes check uses the lake",
+            FormatDate(f.day), f.message));
+      }
+    }
+  }
+  if (!file) {
+    return arrow::Status::IOError("fetch of ", spec.name, " ", FormatDate(task.day),
+                                  " reported no file");
+  }
+  run->bytes_in = report.bytes;
+  run->bytes_out = file->version.size > 0 ? file->version.size : 0;
+  for (const auto& f : report.files) run->retries += std::max(0, f.attempts - 1);
+  run->action = std::string(fetch::FileStatusName(file->status));
+  if (file->resumed) run->warnings.push_back("resumed a partial download");
+  switch (file->status) {
+    case fetch::FileStatus::kDownloaded:
+    case fetch::FileStatus::kUnchanged:
+      return arrow::Status::OK();
+    case fetch::FileStatus::kRepublished:
+      if (file->replaced) {
+        run->warnings.push_back(fmt::format(
+            "republished: replaced the cached version of {} bytes, LastModified {}",
+            file->replaced->size, file->replaced->last_modified));
+      }
+      return arrow::Status::OK();
+    default:
+      // Failed after its attempts, or listed for the plan but gone when fetched.
+      return arrow::Status::IOError("fetch ", file->key, ": ", run->action, ": ",
+                                    file->message);
+  }
+}
+
 arrow::Status IngestStage::RunDay(const StageContext& ctx, const DayTask& task,
                                   StageRun* run) {
   ingest::IngestOptions o = ctx.ingest;
   o.dataset = std::string(task.spec->name);
   o.from = o.to = task.day;
-  o.source = ctx.source;
+  if (!ctx.cache.empty()) {
+    // The fetch stage put the day's object into the cache (bucket key layout).
+    o.source = ctx.cache;
+    o.source_fs = nullptr;
+  } else if (ctx.source_fs) {
+    o.source = ctx.source_root;
+    o.source_fs = ctx.source_fs;
+  } else {
+    o.source = ctx.source;
+  }
   o.lake = ctx.lake_uri;
   o.parallel_days = 1;
   ARROW_ASSIGN_OR_RAISE(auto report, ingest::Ingest(o));
@@ -208,8 +313,8 @@ arrow::Status FeaturesStage::RunDataset(
 
 StageCatalog BuildStages(const Project& project) {
   StageCatalog c;
-  // fetch (issue 5): not in this build yet; ingest reads the source directly (a mirror
-  // folder, or any FileSystem URI).
+  // Without a cache, ingest streams each day from the source (mirror folder or S3).
+  if (!project.cache.empty()) c.stages.push_back(std::make_unique<FetchStage>());
   c.stages.push_back(std::make_unique<IngestStage>());
   if (project.features) c.stages.push_back(std::make_unique<FeaturesStage>());
   if (!project.qlib.empty()) {

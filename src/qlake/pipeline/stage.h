@@ -6,11 +6,11 @@
 // (features, qlib) run once per dataset after its days, given the days that changed.
 // Each stage is a thin adapter over its library function (never over the CLI).
 //
-// Which stages exist depends on what has been built (StageCatalog): ingest and features
-// today (features only when the project's `features:` is on); fetch and qlib are wired in
-// as their libraries land (docs/pipeline.md lists the state). A project that asks for a
-// stage this build lacks (e.g. qlib stores) gets a warning in the run report, not a
-// silent skip.
+// Which stages run depends on the project (BuildStages): fetch only with a `cache:`
+// folder (without one, ingest streams each day from the source), ingest always, features
+// when `features:` is on; qlib is wired in as its library lands (docs/pipeline.md lists
+// the state). A project that asks for a stage this build lacks (e.g. qlib stores) gets a
+// warning in the run report, not a silent skip.
 //
 // The source listing is the truth about what is published: for a local mirror the files
 // present; for S3 the bucket listing. A day's source version (size, mtime, ETag) is
@@ -21,9 +21,12 @@
 
 #pragma once
 
+#include <condition_variable>
 #include <map>
 #include <memory>
+#include <mutex>
 #include <optional>
+#include <set>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -34,6 +37,7 @@
 #include "qlake/catalog/datasets.h"
 #include "qlake/core/dates.h"
 #include "qlake/features/features.h"
+#include "qlake/fetch/fetch.h"
 #include "qlake/ingest/ingest.h"
 #include "qlake/lake/commit_record.h"
 #include "qlake/pipeline/project.h"
@@ -70,10 +74,43 @@ struct SourceListing {
 /// that does not exist lists nothing; an unreachable source is an IOError.
 arrow::Result<SourceListing> ListSource(const std::string& source,
                                         const std::vector<std::string>& datasets);
+/// The same on an open file system (io::OpenFileSystem: S3 with the config's endpoint
+/// and credentials); `root` is the path of the mirror or "bucket[/prefix]" in it. An S3
+/// root is not checked for existence (HeadBucket may be refused where listing works).
+arrow::Result<SourceListing> ListSource(arrow::fs::FileSystem& fs,
+                                        const std::string& root,
+                                        const std::vector<std::string>& datasets);
+
+/// Keys being fetched by some day of this run: a day holds its keys while it fetches,
+/// so two days never download the same object at once (a day bar's previous day is
+/// also the previous day's own file).
+class FetchKeyLocks {
+ public:
+  /// Waits until none of `keys` is held, then holds them all.
+  void Lock(const std::vector<std::string>& keys);
+  void Unlock(const std::vector<std::string>& keys);
+
+ private:
+  std::mutex mu_;
+  std::condition_variable cv_;
+  std::set<std::string> held_;
+};
 
 /// What every stage gets.
 struct StageContext {
   std::string source;
+  /// The source's file system and the mirror's (or "bucket[/prefix]") path in it. The
+  /// fetch stage downloads from it; without a cache, ingest streams from it.
+  std::shared_ptr<arrow::fs::FileSystem> source_fs;
+  std::string source_root;
+  /// Local flat-file cache (project `cache:`, absolute); "" = no fetch stage.
+  std::string cache;
+  /// The cache's manifest, opened (and locked) once per run and shared by the days.
+  std::shared_ptr<fetch::Manifest> manifest;
+  /// Template for the fetch stage: retries, backoff, chunk size, gzip check (dataset,
+  /// day, bucket root, cache and manifest are filled per day).
+  fetch::FetchOptions fetch;
+  std::shared_ptr<FetchKeyLocks> fetch_locks = std::make_shared<FetchKeyLocks>();
   std::string lake_uri;
   std::shared_ptr<lake::Lake> lake;
   /// Template for the ingest stage: parquet/reader/layout/fsync (dataset, days, source
@@ -112,7 +149,31 @@ class Stage {
       const std::map<std::string, std::vector<Date>>& changed, StageRun* run);
 };
 
-/// Validates and ingests one day through qlake::ingest::Ingest.
+/// Copies one day's object from the source into the cache through qlake::fetch::Fetch
+/// (one listing request for the day's month folder; a HEAD and ranged GETs when the
+/// cache lacks the listed version; resumable, verified, retried per fetch.retries /
+/// fetch.forbidden_retries; the manifest records it). A day whose cached version is the
+/// listed one transfers nothing ("unchanged"); a cached older version is replaced
+/// ("republished"). Fills bytes_in (bytes transferred), bytes_out (the cached file's
+/// size), retries (download attempts beyond the first) and action (of the day's own
+/// file). A failed download, or an object the listing no longer has, fails the day
+/// before ingest touches it.
+///
+/// Day bars (stocks_daily, options_daily) also fetch the previous session's file when
+/// the source lists it: ingest checks each bar against the previous close from the
+/// source's previous file (ingest.h), so the cache must hold it for the result to equal
+/// a sync that streams from the source, whatever order days run in. Failing to get it is
+/// a warning (ingest then takes the closes from the lake's commit of that day).
+class FetchStage : public Stage {
+ public:
+  std::string_view name() const override { return "fetch"; }
+  Scope scope() const override { return Scope::kDay; }
+  arrow::Status RunDay(const StageContext& ctx, const DayTask& task,
+                       StageRun* run) override;
+};
+
+/// Validates and ingests one day through qlake::ingest::Ingest: from the cache when the
+/// project has one (the fetch stage put the day there), else streamed from the source.
 class IngestStage : public Stage {
  public:
   std::string_view name() const override { return "ingest"; }
