@@ -262,6 +262,28 @@ def test_transient_faults_are_retried_and_a_failed_day_is_redone(run_qlake, s3, 
         proxy.stop()
 
 
+def test_backfill_with_cache_flag(run_qlake, s3, bucket, mirrors, tmp_path):
+    """`backfill --cache DIR` (no project file): the same fetch stage, the same lake."""
+    env = qlake_s3_env(s3.endpoint)
+    lake, cache = tmp_path / "lake", tmp_path / "cache"
+    args = ["--source", f"s3://{bucket}", "--lake", lake, "--cache", cache, "--now", NOW]
+    run_qlake("backfill", "--dataset", "stocks_daily", "--from", FROM, "--to", TO, *args,
+              env=env)
+    report = run_reports(lake)[-1]
+    runs = day_runs(report, "stocks_daily")
+    assert sorted(runs) == SESSIONS
+    assert all(d["stages"][0]["stage"] == "fetch" for d in runs.values())
+    assert records(lake, "stocks_daily").keys() == records(mirrors["ref_lake"],
+                                                           "stocks_daily").keys()
+    for day, rec in records(lake, "stocks_daily").items():
+        ref = records(mirrors["ref_lake"], "stocks_daily")[day]
+        assert rec["rows"] == ref["rows"] and rec["files"] == ref["files"], day
+    check_cache(s3, bucket, cache, "stocks_daily", SESSIONS)
+    again = run_qlake("backfill", "--dataset", "stocks_daily", "--from", FROM, "--to", TO,
+                      *args, "--json", env=env)
+    assert json.loads(again.stdout)["committed_days"] == 0
+
+
 def test_cache_in_use_is_refused_and_init_writes_the_key(run_qlake, s3, bucket, tmp_path):
     proj = s3_project(tmp_path / "proj", bucket)
     env = qlake_s3_env(s3.endpoint)
