@@ -4,6 +4,8 @@ commit records, watermarks) must equal a lake built by one uninterrupted sync, a
 report may ever call a day ok that had no commit record at that moment.
 
 The default run does 4 trials (CI); QLAKE_SLOW=1 runs 50 (or QLAKE_PIPELINE_CRASH_TRIALS=N).
+A second test kills syncs of a project with `cache:` (fetch stage): 2 trials in CI, 20 with
+QLAKE_SLOW=1 (or QLAKE_PIPELINE_CRASH_CACHE_TRIALS=N).
 Kill delays are spread evenly (with seeded jitter) over 0..1.2x a clean run's duration.
 The Qlib store is not compared yet: the qlib stage is not in this build (docs/pipeline.md).
 """
@@ -113,3 +115,46 @@ def test_sigkill_sync_and_shards_then_rerun_equals_uninterrupted(setup, qlake_bi
                f"recovered, {interrupted_reports} run reports marked interrupted")
     print(summary)
     record_property("summary", summary)
+
+
+CACHE_TRIALS = int(os.environ.get("QLAKE_PIPELINE_CRASH_CACHE_TRIALS",
+                                  "20" if os.environ.get("QLAKE_SLOW") == "1" else "2"))
+
+
+def test_sigkill_sync_with_cache_then_rerun_equals_uninterrupted(setup, qlake_bin, tmp_path,
+                                                                 record_property):
+    """The same with `cache:` (fetch stage from the mirror into the cache): a kill mid-fetch
+    leaves a part file or an unrecorded download; the rerun resumes or redoes it, and the
+    lake still equals the uninterrupted (cache-less) one, the cache the mirror."""
+    mirror, reference, duration, env = setup
+    rng = random.Random(SEED + 1)
+    killed = 0
+    for trial in range(CACHE_TRIALS):
+        proj = tmp_path / f"c{trial}"
+        write_project(proj, mirror, DATASETS, "cache: cache\n")
+        delay = 1.2 * duration * (trial + rng.random()) / CACHE_TRIALS
+        p = subprocess.Popen([str(qlake_bin), "sync", "-q"], cwd=proj, env=env,
+                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        time.sleep(delay)
+        if p.poll() is None:
+            p.kill()
+        _, err = p.communicate(timeout=120)
+        if p.returncode == -signal.SIGKILL:
+            killed += 1
+        else:
+            assert p.returncode == 0, err.decode()
+        lake = proj / "lake"
+        if lake.exists():
+            check_reports_never_claim_uncommitted_days(lake)
+        subprocess.run([str(qlake_bin), "sync", "-q"], cwd=proj, env=env, check=True)
+        check_reports_never_claim_uncommitted_days(lake)
+        got = normalized(lake, DATASETS)
+        assert sorted(got) == sorted(reference)
+        assert [k for k in reference if got[k] != reference[k]] == []
+        cache = proj / "cache"
+        assert not list(cache.rglob("*.qlake-part*")), "part files left behind"
+        for f in mirror.rglob("*.csv.gz"):
+            assert (cache / f.relative_to(mirror)).read_bytes() == f.read_bytes()
+    summary = f"{CACHE_TRIALS} trials with cache: {killed} syncs killed mid-run"
+    print(summary)
+    record_property("summary_cache", summary)

@@ -20,10 +20,18 @@ namespace {
 void LogDay(bool quiet, const std::string& dataset, const pipeline::DayRun& d) {
   if (quiet) return;
   const pipeline::StageRun* ing = d.Stage("ingest");
+  const pipeline::StageRun* fetched = d.Stage("fetch");
   if (d.status == "ok") {
-    spdlog::info("{} {} ({}): ok in {:.2f}s, {} rows written, {} quarantined", dataset,
-                 FormatDate(d.day), d.reason, d.seconds, ing ? ing->rows_written : 0,
-                 ing ? ing->rows_quarantined : 0);
+    std::string fetch_part;
+    if (fetched) {
+      fetch_part = fmt::format(
+          " fetch {} {:.1f} MB{},", fetched->action,
+          static_cast<double>(fetched->bytes_in) / 1e6,
+          fetched->retries > 0 ? fmt::format(" after {} retries", fetched->retries) : "");
+    }
+    spdlog::info("{} {} ({}): ok in {:.2f}s,{} {} rows written, {} quarantined", dataset,
+                 FormatDate(d.day), d.reason, d.seconds, fetch_part,
+                 ing ? ing->rows_written : 0, ing ? ing->rows_quarantined : 0);
   } else {
     spdlog::error("{} {} ({}): FAILED: {}", dataset, FormatDate(d.day), d.reason,
                   d.error);
