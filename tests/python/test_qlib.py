@@ -105,11 +105,11 @@ def read_lake(lake, dataset, columns):
     return t.to_pandas()
 
 
-def sessions():
+def sessions(frm=FROM, to=TO):
     import exchange_calendars as xc
 
     cal = xc.get_calendar("XNYS")
-    s = cal.sessions_in_range(FROM, TO)
+    s = cal.sessions_in_range(frm, to)
     return s, cal
 
 
@@ -209,13 +209,13 @@ def assert_same_store(a, b):
         assert (a / p).read_bytes() == (b / p).read_bytes(), p
 
 
-def day_calendar():
-    s, _ = sessions()
+def day_calendar(frm=FROM, to=TO):
+    s, _ = sessions(frm, to)
     return [str(d.date()) + " 00:00:00" for d in s]
 
 
-def minute_calendar():
-    s, cal = sessions()
+def minute_calendar(frm=FROM, to=TO):
+    s, cal = sessions(frm, to)
     out = []
     for d in s:
         op = cal.session_open(d).tz_convert("America/New_York")
@@ -364,3 +364,101 @@ def test_feature_columns_come_from_the_features_dataset(qlake_bin, lake, tmp_pat
     # A name that is neither a lake nor a feature column fails clearly.
     p = export(qlake_bin, lake, tmp_path / "g", "day", "--fields", "nope", check=False)
     assert p.returncode != 0 and "nope" in p.stderr
+
+
+def export_json(qlake_bin, lake, out, freq, *extra):
+    import json
+
+    return json.loads(export(qlake_bin, lake, out, freq, "--json", *extra).stdout)
+
+
+def store_files(root):
+    """Bytes and mtimes of everything Qlib reads."""
+    return {p.relative_to(root): (p.read_bytes(), p.stat().st_mtime_ns)
+            for sub in ("calendars", "instruments", "features")
+            for p in (root / sub).rglob("*") if p.is_file()}
+
+
+def test_recommitted_lake_day_is_rewritten_by_a_plain_export(qlake_bin, tmp_path):
+    """A day re-ingested with different data is found from the store's record of the lake
+    commits it was built from (.qlake/inputs.json): a plain export rewrites exactly that day,
+    giving the bytes of a fresh export; an unchanged lake rewrites nothing."""
+    mirror, lake = tmp_path / "mirror", tmp_path / "lake"
+    qlake(qlake_bin, "-q", "synth", "--out", mirror, "--from", FROM, "--to", TO, "--scale",
+          "0.02", "--seed", "11", "--datasets", "stocks_daily,stocks_minute")
+    for d in ("stocks_daily", "stocks_minute"):
+        qlake(qlake_bin, "-q", "ingest", "--dataset", d, "--from", FROM, "--to", TO,
+              "--source", mirror, "--lake", lake)
+    stores = {"day": tmp_path / "day", "1min": tmp_path / "min"}
+    for freq, out in stores.items():
+        export(qlake_bin, lake, out, freq)
+        r = export_json(qlake_bin, lake, out, freq)
+        assert (r["days_appended"], r["days_rewritten"]) == (0, 0)
+    before = {freq: store_files(out) for freq, out in stores.items()}
+
+    # The same day republished with other data (another seed), re-ingested.
+    day = "2024-12-26"
+    other = tmp_path / "other"
+    qlake(qlake_bin, "-q", "synth", "--out", other, "--from", day, "--to", day, "--scale", "0.02",
+          "--seed", "12", "--datasets", "stocks_daily,stocks_minute")
+    for d, feed in (("stocks_daily", "day_aggs_v1"), ("stocks_minute", "minute_aggs_v1")):
+        rel = f"us_stocks_sip/{feed}/2024/12/{day}.csv.gz"
+        shutil.copy(other / rel, mirror / rel)
+        qlake(qlake_bin, "-q", "ingest", "--dataset", d, "--date", day, "--source", mirror,
+              "--lake", lake)
+    for freq, out in stores.items():
+        r = export_json(qlake_bin, lake, out, freq)
+        assert (r["days_appended"], r["days_rewritten"], r["days_recommitted"]) == (0, 1, 1), r
+        assert r["recommitted_days"] == [day]
+        fresh = tmp_path / f"fresh-{freq}"
+        export(qlake_bin, lake, fresh, freq)
+        assert_same_store(fresh, out)
+        assert (out / ".qlake/inputs.json").read_bytes() == (
+            fresh / ".qlake/inputs.json").read_bytes()
+        # Only that day's values changed; the files of symbols without bars around it kept
+        # their bytes.
+        after = store_files(out)
+        assert any(after[p][0] != before[freq][p][0] for p in after if p in before[freq])
+        # Unchanged lake: nothing is rewritten, not even touched.
+        r = export_json(qlake_bin, lake, out, freq)
+        assert (r["days_appended"], r["days_rewritten"], r["bytes_written"]) == (0, 0, 0), r
+        assert store_files(out) == after
+    got = qlib_load(stores["day"], "day", tmp_path / "day.npz")
+    check_against_lake(got, expected_day(lake), day_calendar(), "day")
+    got = qlib_load(stores["1min"], "1min", tmp_path / "min.npz")
+    check_against_lake(got, expected_minute(lake), minute_calendar(), "1min")
+
+    # Only the minute bars of a day re-committed: the day store's vwap reads them.
+    day = "2024-12-30"
+    qlake(qlake_bin, "-q", "synth", "--out", tmp_path / "o2", "--from", day, "--to", day,
+          "--scale", "0.02", "--seed", "13", "--datasets", "stocks_minute")
+    rel = f"us_stocks_sip/minute_aggs_v1/2024/12/{day}.csv.gz"
+    shutil.copy(tmp_path / "o2" / rel, mirror / rel)
+    qlake(qlake_bin, "-q", "ingest", "--dataset", "stocks_minute", "--date", day, "--source",
+          mirror, "--lake", lake)
+    r = export_json(qlake_bin, lake, stores["day"], "day")
+    assert (r["days_rewritten"], r["recommitted_days"]) == (1, [day]), r
+    shutil.rmtree(tmp_path / "fresh-day")
+    export(qlake_bin, lake, tmp_path / "fresh-day", "day")
+    assert_same_store(tmp_path / "fresh-day", stores["day"])
+    # --no-recommit-check leaves such days alone.
+    qlake(qlake_bin, "-q", "ingest", "--dataset", "stocks_daily", "--date", day, "--source",
+          mirror, "--lake", lake)
+    r = export_json(qlake_bin, lake, stores["day"], "day", "--no-recommit-check")
+    assert r["days_rewritten"] == 0
+    r = export_json(qlake_bin, lake, stores["day"], "day")
+    assert (r["days_rewritten"], r["recommitted_days"]) == (1, [day]), r
+
+
+def test_store_without_inputs_record_adopts_the_lake_commits(qlake_bin, lake, tmp_path):
+    """A store written before .qlake/inputs.json existed is not rewritten: the lake's current
+    commits are recorded once."""
+    out = tmp_path / "s"
+    export(qlake_bin, lake, out, "day")
+    inputs = (out / ".qlake/inputs.json").read_bytes()
+    (out / ".qlake/inputs.json").unlink()
+    files = store_files(out)
+    r = export_json(qlake_bin, lake, out, "day")
+    assert (r["days_rewritten"], r["bytes_written"]) == (0, 0)
+    assert store_files(out) == files
+    assert (out / ".qlake/inputs.json").read_bytes() == inputs

@@ -23,6 +23,7 @@ struct QlibFlags {
   bool rebuild = false;
   bool json = false;
   bool no_fsync = false;
+  bool no_recommit_check = false;
   int64_t batch_mb = 256;
 };
 
@@ -76,6 +77,9 @@ Runner SetupQlib(CLI::App& app) {
       ->check(CLI::Range(1, 65536));
   ex->add_flag("--no-fsync", f->no_fsync,
                "Skip the file-system flush before each commit");
+  ex->add_flag("--no-recommit-check", f->no_recommit_check,
+               "Do not rewrite days whose lake commit changed since they were exported "
+               "(re-ingested or republished days; checked by default)");
   ex->add_flag("--json", f->json, "Print the report as JSON");
 
   return [f](Context& ctx) -> arrow::Status {
@@ -100,6 +104,7 @@ Runner SetupQlib(CLI::App& app) {
     o.rebuild = f->rebuild;
     o.batch_bytes = f->batch_mb << 20;
     o.fsync = !f->no_fsync;
+    o.check_recommits = !f->no_recommit_check;
     ARROW_ASSIGN_OR_RAISE(auto r, qlib::Export(o));
     if (f->json) {
       nlohmann::ordered_json j = {{"out", r.out},
@@ -107,6 +112,8 @@ Runner SetupQlib(CLI::App& app) {
                                   {"rebuilt", r.rebuilt},
                                   {"days_appended", r.days_appended},
                                   {"days_rewritten", r.days_rewritten},
+                                  {"days_recommitted", r.days_recommitted},
+                                  {"recommitted_days", r.recommitted_days},
                                   {"symbols", r.symbols},
                                   {"symbols_touched", r.symbols_touched},
                                   {"bars", r.bars},
@@ -124,13 +131,13 @@ Runner SetupQlib(CLI::App& app) {
             r.last_day, r.symbols);
       } else {
         std::cout << fmt::format(
-            "qlib export {} ({}): {}{} days appended, {} rewritten; {} bars of {} "
-            "symbols; "
+            "qlib export {} ({}): {}{} days appended, {} rewritten ({} re-committed in "
+            "the lake); {} bars of {} symbols; "
             "{} instruments, {} calendar rows ({} .. {}); {:.1f} MB written in {:.2f}s\n",
             r.out, r.freq, r.rebuilt ? "built from scratch, " : "", r.days_appended,
-            r.days_rewritten, r.bars, r.symbols_touched, r.symbols, r.calendar_rows,
-            r.first_day, r.last_day, static_cast<double>(r.bytes_written) / 1e6,
-            r.seconds);
+            r.days_rewritten, r.days_recommitted, r.bars, r.symbols_touched, r.symbols,
+            r.calendar_rows, r.first_day, r.last_day,
+            static_cast<double>(r.bytes_written) / 1e6, r.seconds);
       }
     }
     return arrow::Status::OK();

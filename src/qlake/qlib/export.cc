@@ -45,6 +45,7 @@ namespace {
 
 constexpr std::string_view kManifestFormat = "qlake.qlib.v1";
 constexpr std::string_view kJournalFormat = "qlake.qlib.journal.v1";
+constexpr std::string_view kInputsFormat = "qlake.qlib.inputs.v1";
 constexpr std::string_view kNewSuffix = ".qlake-new";
 constexpr std::string_view kMetaDir = ".qlake";
 constexpr int64_t kMaxCalendarRows = int64_t{1} << 24;  // float32 start index is exact
@@ -440,6 +441,95 @@ struct Manifest {
   }
 };
 
+// Which lake commit each exported day was built from, per input dataset (the source, the
+// minute bars a day store's vwap reads, the features dataset of extra fields):
+// .qlake/inputs.json. The transaction id identifies the commit; the record file's size
+// and mtime (from one listing of the commits folder) let an unchanged day be recognised
+// without reading its record.
+struct Stamp {
+  std::string txn;  // "" when only listed
+  int64_t size = -1;
+  int64_t mtime_ns = -1;
+
+  bool SameFile(const Stamp& o) const { return size == o.size && mtime_ns == o.mtime_ns; }
+};
+
+struct Inputs {
+  // dataset -> day -> stamp of the commit the exported day was built from. A dataset's
+  // day without an entry had no commit when the day was exported.
+  std::map<std::string, std::map<Date, Stamp>> days;
+
+  std::string ToText() const {
+    // One line per day, so the file reads (and diffs) well.
+    std::string out =
+        "{\"format\": " + nlohmann::json(kInputsFormat).dump() + ",\n \"days\": {";
+    bool first_ds = true;
+    for (const auto& [ds, m] : days) {
+      out += first_ds ? "\n" : ",\n";
+      first_ds = false;
+      out += "  " + nlohmann::json(ds).dump() + ": {";
+      bool first = true;
+      for (const auto& [d, st] : m) {
+        out += first ? "\n" : ",\n";
+        first = false;
+        out += "   \"" + FormatDate(d) +
+               "\": " + nlohmann::json::array({st.txn, st.size, st.mtime_ns}).dump();
+      }
+      out += "}";
+    }
+    out += "}}\n";
+    return out;
+  }
+  static arrow::Result<Inputs> FromText(const std::string& text,
+                                        const std::string& where) {
+    Inputs in;
+    try {
+      auto v = nlohmann::json::parse(text);
+      if (v.at("format") != kInputsFormat) {
+        return arrow::Status::Invalid(where, ": not a ", kInputsFormat, " file");
+      }
+      for (const auto& [ds, m] : v.at("days").items()) {
+        auto& out = in.days[ds];
+        for (const auto& [d, e] : m.items()) {
+          ARROW_ASSIGN_OR_RAISE(auto day, ParseDate(d));
+          out[day] = Stamp{e.at(0).get<std::string>(), e.at(1).get<int64_t>(),
+                           e.at(2).get<int64_t>()};
+        }
+      }
+    } catch (const std::exception& e) {
+      return arrow::Status::Invalid(where, ": damaged inputs file: ", e.what());
+    }
+    return in;
+  }
+};
+
+// Size and mtime of every commit record of `dataset`, from one listing.
+arrow::Result<std::map<Date, Stamp>> ListRecordStamps(lake::Lake& lake,
+                                                      const std::string& dataset) {
+  std::string rel = lake::Lake::CommitRecordPath(dataset, Date{});
+  arrow::fs::FileSelector sel;
+  sel.base_dir = lake.PathOf(rel.substr(0, rel.rfind('/')));
+  sel.allow_not_found = true;
+  ARROW_ASSIGN_OR_RAISE(auto infos, lake.filesystem()->GetFileInfo(sel));
+  std::map<Date, Stamp> out;
+  for (const auto& f : infos) {
+    if (f.type() != arrow::fs::FileType::File) continue;
+    std::string name = f.base_name();
+    if (name.size() != 15 || !name.ends_with(".json")) continue;
+    auto day = ParseDate(name.substr(0, 10));
+    if (!day.ok()) continue;
+    Stamp st;
+    st.size = f.size();
+    if (f.mtime() != arrow::fs::kNoTime) {
+      st.mtime_ns = std::chrono::duration_cast<std::chrono::nanoseconds>(
+                        f.mtime().time_since_epoch())
+                        .count();
+    }
+    out[*day] = st;
+  }
+  return out;
+}
+
 std::string BinName(const std::string& field, Freq freq) {
   return field + "." + std::string(FreqName(freq)) + ".bin";
 }
@@ -464,6 +554,8 @@ arrow::Status ApplyJournal(const std::string& root, const Journal& j) {
   std::string cal_new = root + "/calendars/" + j.freq + ".txt" + std::string(kNewSuffix);
   std::string man_new =
       root + "/" + std::string(kMetaDir) + "/qlib.json" + std::string(kNewSuffix);
+  std::string inputs_new =
+      root + "/" + std::string(kMetaDir) + "/inputs.json" + std::string(kNewSuffix);
   if (!j.committed) {
     for (const auto& [dir, n] : j.appended) {
       for (const auto& f : j.fields) {
@@ -477,6 +569,7 @@ arrow::Status ApplyJournal(const std::string& root, const Journal& j) {
     for (const auto& d : j.replaced) ARROW_RETURN_NOT_OK(remove_new(d));
     tops.push_back(cal_new);
     tops.push_back(man_new);
+    tops.push_back(inputs_new);
     for (const auto& p : tops) ::unlink(p.c_str());
     return arrow::Status::OK();
   }
@@ -493,6 +586,10 @@ arrow::Status ApplyJournal(const std::string& root, const Journal& j) {
   std::sort(tops.begin(), tops.end());
   for (const auto& p : tops) {
     ARROW_RETURN_NOT_OK(RenameFile(p, p.substr(0, p.size() - kNewSuffix.size())));
+  }
+  if (fs::exists(inputs_new)) {
+    ARROW_RETURN_NOT_OK(RenameFile(
+        inputs_new, inputs_new.substr(0, inputs_new.size() - kNewSuffix.size())));
   }
   if (fs::exists(cal_new)) {
     ARROW_RETURN_NOT_OK(
@@ -575,8 +672,13 @@ class Exporter {
   arrow::Status LoadStore();
   arrow::Result<int32_t> Resolve(std::string_view ticker);
   arrow::Status ReadDay(std::size_t session_index);
-  arrow::Status ReadDayVwap(Date day,
+  arrow::Status ReadDayVwap(const lake::CommitRecord& rec,
                             std::unordered_map<int32_t, std::pair<double, double>>* sums);
+  // Records which commit of `dataset` the day is exported from (nullopt: none).
+  void NoteInput(const std::string& dataset, Date day,
+                 const std::optional<lake::CommitRecord>& rec);
+  // Days inside the store whose lake commit changed since they were exported.
+  arrow::Result<std::set<Date>> FindRecommitted();
   arrow::Status ReadExtras(Date day, const std::vector<int32_t>& ids,
                            const std::vector<int64_t>& ws,
                            std::vector<std::vector<float>>* cols,
@@ -612,6 +714,13 @@ class Exporter {
   std::set<int32_t> run_symbols_;
 
   std::vector<std::size_t> append_days_, rewrite_days_;  // session indexes
+  // Input datasets (source first), their commit records' stamps listed by Plan, and the
+  // store's record of the commits its days were built from.
+  std::vector<std::string> input_datasets_;
+  std::map<std::string, std::map<Date, Stamp>> listed_;
+  Inputs inputs_;
+  bool inputs_known_ = false;        // the store has .qlake/inputs.json
+  bool inputs_dirty_ = false;        // inputs_ changed without a transaction to write it
   std::size_t stored_sessions_ = 0;  // sessions in the store's calendar
 
   std::optional<Date> exported_last_;  // last day appended so far
@@ -712,6 +821,12 @@ arrow::Status Exporter::LoadStore() {
     ARROW_RETURN_NOT_OK(
         parse_instruments(o_.out + "/instruments/" + m + ".txt", &market_members_[m]));
   }
+  std::string inputs_path = o_.out + "/" + std::string(kMetaDir) + "/inputs.json";
+  ARROW_ASSIGN_OR_RAISE(auto inputs_text, ReadFileIfExists(inputs_path));
+  if (inputs_text) {
+    ARROW_ASSIGN_OR_RAISE(inputs_, Inputs::FromText(*inputs_text, inputs_path));
+    inputs_known_ = true;
+  }
   return arrow::Status::OK();
 }
 
@@ -777,6 +892,13 @@ arrow::Status Exporter::Plan() {
     slots_ = kNumBaseSlots + static_cast<int>(o_.fields.size());
   }
 
+  input_datasets_ = {source_};
+  if (o_.freq == Freq::kDay) input_datasets_.push_back("stocks_minute");
+  if (!extra_features_.empty()) input_datasets_.push_back(features_source_);
+  for (const auto& ds : input_datasets_) {
+    ARROW_ASSIGN_OR_RAISE(listed_[ds], ListRecordStamps(*reader_.lake, ds));
+  }
+
   // Range.
   ARROW_ASSIGN_OR_RAISE(auto wm, reader_.lake->GetWatermark(source_));
   if (wm.empty() && !o_.to) {
@@ -825,14 +947,24 @@ arrow::Status Exporter::Plan() {
         append_days_.push_back(k);
       }
     }
+    if (o_.check_recommits) {
+      ARROW_ASSIGN_OR_RAISE(auto recommitted, FindRecommitted());
+      std::set<std::size_t> all(rewrite_days_.begin(), rewrite_days_.end());
+      for (Date d : recommitted) {
+        all.insert(static_cast<std::size_t>(cal_.IndexOf(d)));
+        report_.recommitted_days.push_back(FormatDate(d));
+      }
+      report_.days_recommitted = static_cast<int64_t>(recommitted.size());
+      rewrite_days_.assign(all.begin(), all.end());
+    }
   } else {
+    inputs_ = Inputs{};
     for (std::size_t k = 0; k < cal_.sessions.size(); ++k) append_days_.push_back(k);
   }
   // Every session to read must be committed.
   std::vector<std::string> missing;
   std::size_t n_missing = 0;
-  ARROW_ASSIGN_OR_RAISE(auto committed, reader_.lake->ListCommittedDays(source_));
-  std::set<Date> have(committed.begin(), committed.end());
+  const auto& have = listed_[source_];
   for (auto list : {&rewrite_days_, &append_days_}) {
     for (auto k : *list) {
       if (!have.count(cal_.sessions[k].date)) {
@@ -851,13 +983,69 @@ arrow::Status Exporter::Plan() {
   return arrow::Status::OK();
 }
 
+void Exporter::NoteInput(const std::string& dataset, Date day,
+                         const std::optional<lake::CommitRecord>& rec) {
+  auto& m = inputs_.days[dataset];
+  if (!rec) {
+    m.erase(day);
+    return;
+  }
+  Stamp st;
+  auto& listed = listed_[dataset];
+  if (auto it = listed.find(day); it != listed.end()) st = it->second;
+  st.txn = rec->txn;
+  m[day] = st;
+}
+
+arrow::Result<std::set<Date>> Exporter::FindRecommitted() {
+  std::set<Date> out;
+  if (!inputs_known_) {
+    // A store written before inputs.json existed: adopt the lake's current commits
+    // (one read of each stored day's records, once; nothing is rewritten).
+    for (std::size_t k = 0; k < stored_sessions_; ++k) {
+      Date d = cal_.sessions[k].date;
+      for (const auto& ds : input_datasets_) {
+        if (!listed_[ds].count(d)) continue;
+        ARROW_ASSIGN_OR_RAISE(auto rec, reader_.Commit(ds, d));
+        NoteInput(ds, d, rec);
+      }
+    }
+    inputs_known_ = inputs_dirty_ = true;
+    return out;
+  }
+  for (const auto& ds : input_datasets_) {
+    auto& stored = inputs_.days[ds];
+    const auto& listed = listed_[ds];
+    for (std::size_t k = 0; k < stored_sessions_; ++k) {
+      Date d = cal_.sessions[k].date;
+      auto s = stored.find(d);
+      auto l = listed.find(d);
+      if (s == stored.end() && l == listed.end()) continue;
+      if (s == stored.end() || l == listed.end()) {
+        out.insert(d);  // committed since, or no longer committed
+        continue;
+      }
+      if (s->second.SameFile(l->second)) continue;
+      // The record file changed: the transaction id says whether the commit did.
+      ARROW_ASSIGN_OR_RAISE(auto rec, reader_.Commit(ds, d));
+      if (rec && rec->txn == s->second.txn) {
+        s->second.size = l->second.size;
+        s->second.mtime_ns = l->second.mtime_ns;
+        inputs_dirty_ = true;
+      } else {
+        out.insert(d);
+      }
+    }
+  }
+  return out;
+}
+
 arrow::Status Exporter::ReadDayVwap(
-    Date day, std::unordered_map<int32_t, std::pair<double, double>>* sums) {
-  ARROW_ASSIGN_OR_RAISE(auto rec, reader_.Commit("stocks_minute", day));
-  if (!rec) return arrow::Status::OK();
+    const lake::CommitRecord& rec,
+    std::unordered_map<int32_t, std::pair<double, double>>* sums) {
   ARROW_ASSIGN_OR_RAISE(
       auto tables,
-      reader_.Read("stocks_minute", *rec, {"ticker", "volume", "high", "low", "close"}));
+      reader_.Read("stocks_minute", rec, {"ticker", "volume", "high", "low", "close"}));
   for (const auto& t : tables) {
     // Only tickers already known from the day bars matter; others resolve to -1.
     ARROW_ASSIGN_OR_RAISE(
@@ -941,7 +1129,17 @@ arrow::Status Exporter::ReadDay(std::size_t k) {
   ARROW_ASSIGN_OR_RAISE(auto rec, reader_.Commit(source_, day));
   if (!rec)
     return arrow::Status::Invalid(source_, " ", FormatDate(day), " is not committed");
+  NoteInput(source_, day, rec);
   bool minute = o_.freq == Freq::kMinute;
+  std::optional<lake::CommitRecord> minute_rec;
+  if (!minute) {
+    ARROW_ASSIGN_OR_RAISE(minute_rec, reader_.Commit("stocks_minute", day));
+    NoteInput("stocks_minute", day, minute_rec);
+  }
+  if (!extra_features_.empty()) {
+    ARROW_ASSIGN_OR_RAISE(auto frec, reader_.Commit(features_source_, day));
+    NoteInput(features_source_, day, frec);
+  }
   std::vector<std::string> cols = {"ticker", "open", "high", "low", "close", "volume"};
   if (minute) cols.push_back("window_start");
   for (const auto& e : extra_lake_) cols.push_back(e);
@@ -977,7 +1175,7 @@ arrow::Status Exporter::ReadDay(std::size_t k) {
       ARROW_RETURN_NOT_OK(ReadExtras(day, ids, ws, &fextra, extra_features_));
     }
     if (!minute && !vwap_read) {
-      ARROW_RETURN_NOT_OK(ReadDayVwap(day, &vwap));
+      if (minute_rec) ARROW_RETURN_NOT_OK(ReadDayVwap(*minute_rec, &vwap));
       vwap_read = true;
     }
     for (std::size_t i = 0; i < ids.size(); ++i) {
@@ -1372,6 +1570,9 @@ arrow::Status Exporter::WriteMeta(bool journal, const std::string& root) {
       WriteFile(root + "/" + std::string(kMetaDir) + "/qlib.json" + suffix,
                 m.ToJson().dump(2) + "\n"));
   manifest_ = m;
+  ARROW_RETURN_NOT_OK(WriteFile(
+      root + "/" + std::string(kMetaDir) + "/inputs.json" + suffix, inputs_.ToText()));
+  inputs_dirty_ = false;
   // The calendar last: renamed last, it makes the new rows visible.
   ARROW_RETURN_NOT_OK(
       WriteFile(root + "/calendars/" + std::string(FreqName(o_.freq)) + ".txt" + suffix,
@@ -1395,6 +1596,12 @@ arrow::Result<ExportReport> Exporter::Run() {
   bool incremental = have_store_ && !o_.rebuild;
   if (append_days_.empty() && rewrite_days_.empty()) {
     if (incremental) {
+      if (inputs_dirty_) {
+        // Only the record of the lake's commits changed (adopted, or record files
+        // rewritten with the same transaction): one atomic file write.
+        ARROW_RETURN_NOT_OK(WriteFileAtomic(
+            o_.out + "/" + std::string(kMetaDir) + "/inputs.json", inputs_.ToText()));
+      }
       report_.first_day = FormatDate(*manifest_.first_day);
       report_.last_day = FormatDate(*manifest_.last_day);
       report_.symbols = 0;

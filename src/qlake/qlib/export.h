@@ -8,6 +8,8 @@
 //   <out>/features/<dir>/<field>.<freq>.bin  float32 LE: start row, then one value a row
 //   <out>/.qlake/qlib.json                 qlake's manifest (freq, fields, range,
 //   markets)
+//   <out>/.qlake/inputs.json               per exported day, the lake commit (transaction
+//                                          id) of each dataset it read
 //
 // Sources: stocks_daily (freq day) or stocks_minute (freq 1min), every committed day of
 // the range; each session in the range must be committed (else Invalid naming the days).
@@ -20,7 +22,12 @@
 //  * Days after the store's last day are appended: every touched bin gets NaN padding and
 //    the new values appended at its end, new symbols get new bins. Days inside the store
 //    are rewritten: the bins of the symbols those days touch are rewritten whole (temp +
-//    rename). Each batch of days is one transaction with a journal
+//    rename). Days inside the store are those of an explicit `from`, plus
+//    (check_recommits) every day whose lake commit changed since it was exported: the
+//    commit records of the input datasets (source; stocks_minute for a day store's vwap;
+//    features/<source> for feature fields) are listed once and compared by file size and
+//    mtime with inputs.json, and a changed record is read to compare its transaction id.
+//    Each batch of days is one transaction with a journal
 //    (<out>/.qlake/journal.json): until it is marked committed, a crash is rolled back
 //    (appended bins truncated to their old size, new folders deleted, temps removed);
 //    after, it is rolled forward (temps renamed). Appended bytes lie past the calendar's
@@ -78,18 +85,26 @@ struct ExportOptions {
   int64_t batch_bytes = int64_t{256} << 20;
   /// Flush the output file system (syncfs) before each commit point.
   bool fsync = true;
+  /// Also rewrite the days inside the store whose lake commit changed since they were
+  /// exported (re-ingested or republished days; for a day store also stocks_minute days
+  /// committed or re-committed since, which its vwap reads). Costs one listing of each
+  /// input dataset's commit records and a read of the records whose file changed.
+  bool check_recommits = true;
 };
 
 struct ExportReport {
   std::string out;
   std::string freq;
-  bool rebuilt = false;         // the store was (re)built from scratch
-  int64_t days_appended = 0;    // days added after the store's previous end
-  int64_t days_rewritten = 0;   // days inside the store exported again
-  int64_t symbols = 0;          // instruments in all.txt afterwards
-  int64_t symbols_touched = 0;  // symbols whose bins were written
-  int64_t bars = 0;             // source bars exported
-  int64_t bytes_written = 0;    // feature bytes written
+  bool rebuilt = false;        // the store was (re)built from scratch
+  int64_t days_appended = 0;   // days added after the store's previous end
+  int64_t days_rewritten = 0;  // days inside the store exported again
+  /// Of days_rewritten: days whose lake commit changed since they were exported.
+  int64_t days_recommitted = 0;
+  std::vector<std::string> recommitted_days;  // YYYY-MM-DD, ascending
+  int64_t symbols = 0;                        // instruments in all.txt afterwards
+  int64_t symbols_touched = 0;                // symbols whose bins were written
+  int64_t bars = 0;                           // source bars exported
+  int64_t bytes_written = 0;                  // feature bytes written
   int64_t calendar_rows = 0;
   std::string first_day, last_day;  // the store's range afterwards ("" if empty)
   int64_t recovered = 0;            // interrupted transactions cleaned up first
