@@ -1,13 +1,13 @@
 """SIGKILL `qlake sync` (and concurrent sharded `qlake backfill` workers) at random moments,
 then run `qlake sync` once more without interruption: the lake (data and quarantine files,
-commit records, watermarks) must equal a lake built by one uninterrupted sync, and no run
-report may ever call a day ok that had no commit record at that moment.
+commit records, watermarks) and the project's Qlib stores (day and 1min: calendars,
+instruments and bins, byte for byte) must equal those built by one uninterrupted sync, and no
+run report may ever call a day ok that had no commit record at that moment.
 
 The default run does 4 trials (CI); QLAKE_SLOW=1 runs 50 (or QLAKE_PIPELINE_CRASH_TRIALS=N).
 A second test kills syncs of a project with `cache:` (fetch stage): 2 trials in CI, 20 with
 QLAKE_SLOW=1 (or QLAKE_PIPELINE_CRASH_CACHE_TRIALS=N).
 Kill delays are spread evenly (with seeded jitter) over 0..1.2x a clean run's duration.
-The Qlib store is not compared yet: the qlib stage is not in this build (docs/pipeline.md).
 """
 
 import os
@@ -26,6 +26,7 @@ FROM, TO = "2024-12-23", "2024-12-31"  # 6 sessions (12-25 closed)
 SCALE = "0.05"
 FAULTS = "duplicate_rows,bad_timestamp,negative_volume"
 SEED = 20241223
+STORES = "qlib:\n  - {path: qlib/day, freq: day}\n  - {path: qlib/min, freq: 1min}\n"
 TRIALS = int(os.environ.get("QLAKE_PIPELINE_CRASH_TRIALS",
                             "50" if os.environ.get("QLAKE_SLOW") == "1" else "4"))
 
@@ -35,6 +36,15 @@ def env_for(home: Path) -> dict:
     env["HOME"] = str(home)
     env["XDG_CONFIG_HOME"] = str(home / "xdg")
     return env
+
+
+def qlib_files(proj: Path) -> dict:
+    """What Qlib reads of the project's stores (not .qlake/: it names this run's lake and
+    transaction ids)."""
+    return {str(p.relative_to(proj)): p.read_bytes()
+            for store in ("qlib/day", "qlib/min")
+            for sub in ("calendars", "instruments", "features")
+            for p in sorted((proj / store / sub).rglob("*")) if p.is_file()}
 
 
 def check_reports_never_claim_uncommitted_days(lake: Path):
@@ -59,22 +69,24 @@ def setup(qlake_bin, tmp_path_factory):
                     TO, "--scale", SCALE, "--datasets", ",".join(DATASETS), "--faults", FAULTS],
                    check=True, env=env)
     ref = root / "ref"
-    write_project(ref, mirror, DATASETS)
+    write_project(ref, mirror, DATASETS, STORES)
     start = time.monotonic()
     subprocess.run([str(qlake_bin), "sync", "-q"], cwd=ref, env=env, check=True)
     duration = time.monotonic() - start
     assert len(records(ref / "lake", "stocks_minute")) == 6
-    return mirror, normalized(ref / "lake", DATASETS), duration, env
+    qlib_ref = qlib_files(ref)
+    assert "qlib/min/calendars/1min.txt" in qlib_ref and len(qlib_ref) > 100
+    return mirror, (normalized(ref / "lake", DATASETS), qlib_ref), duration, env
 
 
 def test_sigkill_sync_and_shards_then_rerun_equals_uninterrupted(setup, qlake_bin, tmp_path,
                                                                  record_property):
-    mirror, reference, duration, env = setup
+    mirror, (reference, qlib_reference), duration, env = setup
     rng = random.Random(SEED)
     killed = finished = interrupted_reports = recovered = 0
     for trial in range(TRIALS):
         proj = tmp_path / f"t{trial}"
-        write_project(proj, mirror, DATASETS)
+        write_project(proj, mirror, DATASETS, STORES)
         delay = 1.2 * duration * (trial + rng.random()) / TRIALS
         if trial % 2 == 0:
             cmds = [["sync", "-q"]]
@@ -109,6 +121,11 @@ def test_sigkill_sync_and_shards_then_rerun_equals_uninterrupted(setup, qlake_bi
         assert sorted(got) == sorted(reference), "files differ from the uninterrupted run"
         assert [p for p in reference if got[p] != reference[p]] == []
         assert not any((lake / "_staging").rglob("*.tmp")), "staged files left behind"
+        got_qlib = qlib_files(proj)
+        assert sorted(got_qlib) == sorted(qlib_reference), "Qlib store files differ"
+        assert [p for p in qlib_reference if got_qlib[p] != qlib_reference[p]] == []
+        assert not list((proj / "qlib").glob(".*")), "Qlib build or swap folders left behind"
+        assert not (proj / "qlib/day/.qlake/journal.json").exists()
 
     summary = (f"{TRIALS} trials over a {duration:.2f} s sync: {killed} processes killed "
                f"mid-run, {finished} finished first; {recovered} interrupted commits "
@@ -126,7 +143,7 @@ def test_sigkill_sync_with_cache_then_rerun_equals_uninterrupted(setup, qlake_bi
     """The same with `cache:` (fetch stage from the mirror into the cache): a kill mid-fetch
     leaves a part file or an unrecorded download; the rerun resumes or redoes it, and the
     lake still equals the uninterrupted (cache-less) one, the cache the mirror."""
-    mirror, reference, duration, env = setup
+    mirror, (reference, _), duration, env = setup
     rng = random.Random(SEED + 1)
     killed = 0
     for trial in range(CACHE_TRIALS):

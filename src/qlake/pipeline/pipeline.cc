@@ -343,7 +343,12 @@ class Runner {
           sr.error = st.ToString();
           spdlog::error("{} stage {} failed: {}", ds.dataset, sr.stage, sr.error);
         }
-        if (sr.status != "skipped") ds.stages.push_back(std::move(sr));
+        if (sr.status == "skipped") {
+          // Nothing changed: keep what the stage says ("store ... up to date").
+          for (auto& n : sr.notes) report_.notes.push_back(sr.stage + ": " + n);
+        } else {
+          ds.stages.push_back(std::move(sr));
+        }
         WriteReport(false);
       }
     }
@@ -897,13 +902,28 @@ arrow::Result<StatusReport> GetStatus(const PipelineOptions& o) {
     qs.exists = std::filesystem::is_directory(q.path, ec);
     if (qs.exists) {
       auto cal = ReadLines(q.path + "/calendars/" + q.freq + ".txt");
-      qs.calendar_days = static_cast<int64_t>(cal.size());
+      qs.calendar_rows = static_cast<int64_t>(cal.size());
+      std::set<std::string> days;
+      for (const auto& row : cal) days.insert(row.substr(0, 10));
+      qs.calendar_days = static_cast<int64_t>(days.size());
       if (!cal.empty()) {
         qs.calendar_start = cal.front();
         qs.calendar_end = cal.back();
       }
       qs.symbols =
           static_cast<int64_t>(ReadLines(q.path + "/instruments/all.txt").size());
+    }
+    // Committed days up to the dataset's watermark that the store does not have yet.
+    std::optional<Date> end;
+    if (qs.calendar_end) {
+      if (auto e = ParseDate(qs.calendar_end->substr(0, 10)); e.ok()) end = *e;
+    }
+    auto wm = lake->GetWatermark(q.dataset);
+    auto committed = lake->ListCommittedDays(q.dataset);
+    if (wm.ok() && wm->last_contiguous && committed.ok()) {
+      for (Date d : *committed) {
+        if (d <= *wm->last_contiguous && (!end || d > *end)) ++qs.behind_days;
+      }
     }
     s.qlib.push_back(std::move(qs));
   }
@@ -946,6 +966,8 @@ nlohmann::ordered_json StatusReport::ToJson() const {
                   {"calendar_end",
                    q.calendar_end ? nlohmann::json(*q.calendar_end) : nlohmann::json()},
                   {"calendar_days", q.calendar_days},
+                  {"calendar_rows", q.calendar_rows},
+                  {"behind_days", q.behind_days},
                   {"symbols", q.symbols}});
   }
   return {{"format", "qlake.status.v1"},
@@ -1014,15 +1036,24 @@ std::string StatusReport::ToText() const {
   }
   if (!qlib.empty()) {
     out += "\n";
-    out += fmt::format("{:<40} {:<5} {:<14} {:<23} {:>6}  {:>7}\n", "qlib store", "freq",
-                       "dataset", "calendar", "days", "symbols");
+    std::vector<std::string> cals;
+    std::size_t pw = 10, cw = 8;
     for (const auto& q : qlib) {
-      std::string cal = q.exists ? (q.calendar_start ? *q.calendar_start + " .. " +
-                                                           q.calendar_end.value_or("")
-                                                     : "empty")
-                                 : "not created yet";
-      out += fmt::format("{:<40} {:<5} {:<14} {:<23} {:>6}  {:>7}\n", q.spec.path,
-                         q.spec.freq, q.spec.dataset, cal, q.calendar_days, q.symbols);
+      cals.push_back(q.exists ? (q.calendar_start ? *q.calendar_start + " .. " +
+                                                        q.calendar_end.value_or("")
+                                                  : "empty")
+                              : "not created yet");
+      pw = std::max(pw, q.spec.path.size());
+      cw = std::max(cw, cals.back().size());
+    }
+    out +=
+        fmt::format("{:<{}} {:<5} {:<14} {:<{}} {:>6}  {:>7}  {:>6}\n", "qlib store", pw,
+                    "freq", "dataset", "calendar", cw, "days", "symbols", "behind");
+    for (std::size_t i = 0; i < qlib.size(); ++i) {
+      const auto& q = qlib[i];
+      out += fmt::format("{:<{}} {:<5} {:<14} {:<{}} {:>6}  {:>7}  {:>6}\n", q.spec.path,
+                         pw, q.spec.freq, q.spec.dataset, cals[i], cw, q.calendar_days,
+                         q.symbols, q.behind_days);
     }
   }
   return out;

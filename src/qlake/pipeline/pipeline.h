@@ -119,8 +119,12 @@ struct QlibStoreStatus {
   QlibStoreSpec spec;
   bool exists = false;
   std::optional<std::string> calendar_start, calendar_end;
-  int64_t calendar_days = 0;
+  int64_t calendar_days = 0;  // sessions
+  int64_t calendar_rows = 0;  // lines of calendars/<freq>.txt (minutes for 1min)
   int64_t symbols = 0;
+  /// Committed days of the dataset, up to its watermark, after the store's last day
+  /// (the next sync appends them).
+  int64_t behind_days = 0;
 };
 
 struct StatusReport {

@@ -121,6 +121,14 @@ TEST(Project, ErrorsNameFileAndLine) {
   EXPECT_NE(bad("source: a\nlake: b\nstart: 2025-02-30\n").find("2025-02-30"),
             std::string::npos);
   EXPECT_NE(bad("source: [a\n").find("YAML"), std::string::npos);
+  // A store is built from the dataset of its freq, and is listed once.
+  EXPECT_NE(bad("source: a\nlake: b\nqlib: [{path: q, freq: 1min, dataset: "
+                "stocks_daily}]\n")
+                .find("built from stocks_minute"),
+            std::string::npos);
+  EXPECT_NE(bad("source: a\nlake: b\nqlib: [{path: q}, {path: q, freq: day}]\n")
+                .find("listed twice"),
+            std::string::npos);
   auto cfg_bad =
       ParseProject("source: a\nlake: b\nconfig: {memory.limt: 1GiB}\n", "/p/q.yaml");
   ASSERT_TRUE(cfg_bad.ok());

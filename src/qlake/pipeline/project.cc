@@ -321,6 +321,18 @@ arrow::Status Project::Validate() const {
       return arrow::Status::Invalid(where, ": dataset ", d.name, " is listed twice");
     }
   }
+  std::set<std::string> paths;
+  for (const auto& q : qlib) {
+    // The export reads stocks_daily for day stores and stocks_minute for 1min stores.
+    const std::string from = q.freq == "day" ? "stocks_daily" : "stocks_minute";
+    if (q.dataset != from) {
+      return arrow::Status::Invalid(where, ": qlib store ", q.path, " (freq ", q.freq,
+                                    ") is built from ", from, ", not ", q.dataset);
+    }
+    if (!paths.insert(q.path).second) {
+      return arrow::Status::Invalid(where, ": qlib store ", q.path, " is listed twice");
+    }
+  }
   return arrow::Status::OK();
 }
 

@@ -33,6 +33,7 @@ nlohmann::ordered_json StageJson(const StageRun& s) {
     j["quarantine_reasons"] = r;
   }
   if (!s.warnings.empty()) j["warnings"] = s.warnings;
+  if (!s.notes.empty()) j["notes"] = s.notes;
   return j;
 }
 
@@ -169,7 +170,8 @@ nlohmann::ordered_json RunReport::ToJson() const {
           {"datasets", ds},
           {"alerts", alerts_j},
           {"deliveries", deliveries_j},
-          {"warnings", warnings}};
+          {"warnings", warnings},
+          {"notes", notes}};
 }
 
 std::string RunReport::Summary() const {
@@ -245,12 +247,14 @@ std::string RunReport::Summary() const {
     for (const auto& s : d.stages) {
       if (s.status == "failed")
         out += fmt::format("    {} FAILED: {}\n", s.stage, s.error);
+      for (const auto& n : s.notes) out += fmt::format("    {}: {}\n", s.stage, n);
     }
     if (!d.missing.empty()) {
       out += fmt::format("    {} day(s) missing past their publish time, latest {}\n",
                          d.missing.size(), FormatDate(d.missing.back()));
     }
   }
+  for (const auto& n : notes) out += "  " + n + "\n";
   for (const auto& w : warnings) out += "  warning: " + w + "\n";
   for (const auto& a : alerts) out += "  alert " + a.kind + ": " + a.message + "\n";
   for (const auto& d : deliveries) {

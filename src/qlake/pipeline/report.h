@@ -46,6 +46,8 @@ struct StageRun {
   /// Quarantine reason -> rows (ingest).
   std::map<std::string, int64_t> reasons;
   std::vector<std::string> warnings;
+  /// What the stage did, one line per item (e.g. per Qlib store); printed in the summary.
+  std::vector<std::string> notes;
 };
 
 struct DayRun {
@@ -116,6 +118,8 @@ struct RunReport {
   std::vector<AlertRecord> alerts;
   std::vector<DeliveryRecord> deliveries;
   std::vector<std::string> warnings;
+  /// Notes of dataset stages that had nothing to do ("qlib store ... up to date").
+  std::vector<std::string> notes;
   uint64_t peak_rss_bytes = 0;
   uint64_t memory_budget_bytes = 0;
   std::string max_memory_tier = "normal";

@@ -12,6 +12,7 @@
 #include "qlake/lake/fs_util.h"
 #include "qlake/lake/lake.h"
 #include "qlake/lake/watermark.h"
+#include "qlake/qlib/export.h"
 
 namespace qlake::pipeline {
 
@@ -311,17 +312,61 @@ arrow::Status FeaturesStage::RunDataset(
   return arrow::Status::OK();
 }
 
+arrow::Status QlibStage::RunDataset(
+    const StageContext& ctx, const std::string& dataset,
+    const std::map<std::string, std::vector<Date>>& changed, StageRun* run) {
+  std::string errors;
+  bool wrote = false;
+  for (const auto& store : ctx.qlib) {
+    // A day store's vwap reads stocks_minute: follow it when the run lacks stocks_daily.
+    bool mine =
+        store.dataset == dataset || (store.freq == "day" && dataset == "stocks_minute" &&
+                                     !changed.count(store.dataset));
+    if (!mine) continue;
+    ARROW_ASSIGN_OR_RAISE(auto days, ctx.lake->ListCommittedDays(store.dataset));
+    if (days.empty()) {
+      run->notes.push_back(fmt::format("{} ({}): {} has no committed day yet", store.path,
+                                       store.freq, store.dataset));
+      continue;
+    }
+    qlib::ExportOptions o;
+    o.lake = ctx.lake_uri;
+    o.out = store.path;
+    ARROW_ASSIGN_OR_RAISE(o.freq, qlib::ParseFreq(store.freq));
+    o.fsync = ctx.ingest.fsync;
+    auto r = qlib::Export(o);
+    if (!r.ok()) {
+      errors += fmt::format("{}{}: {}", errors.empty() ? "" : "; ", store.path,
+                            r.status().ToString());
+      continue;
+    }
+    run->rows_read += r->bars;
+    run->rows_written += r->bars;
+    run->bytes_out += r->bytes_written;
+    if (r->days_appended == 0 && r->days_rewritten == 0 && !r->rebuilt) {
+      run->notes.push_back(fmt::format("{} ({}): up to date through {}, {} instruments",
+                                       store.path, store.freq, r->last_day, r->symbols));
+      continue;
+    }
+    wrote = true;
+    run->notes.push_back(fmt::format(
+        "{} ({}): {}{} day(s) appended, {} rewritten ({} re-committed in the lake); "
+        "{} bars, {} instruments, through {}",
+        store.path, store.freq, r->rebuilt ? "built, " : "", r->days_appended,
+        r->days_rewritten, r->days_recommitted, r->bars, r->symbols, r->last_day));
+  }
+  if (!errors.empty()) return arrow::Status::IOError("qlib export: ", errors);
+  if (!wrote) run->status = "skipped";
+  return arrow::Status::OK();
+}
+
 StageCatalog BuildStages(const Project& project) {
   StageCatalog c;
   // Without a cache, ingest streams each day from the source (mirror folder or S3).
   if (!project.cache.empty()) c.stages.push_back(std::make_unique<FetchStage>());
   c.stages.push_back(std::make_unique<IngestStage>());
   if (project.features) c.stages.push_back(std::make_unique<FeaturesStage>());
-  if (!project.qlib.empty()) {
-    c.missing.push_back(
-        "qlib: the Qlib export stage is not in this build yet (issue 6); the configured "
-        "stores are not updated");
-  }
+  if (!project.qlib.empty()) c.stages.push_back(std::make_unique<QlibStage>());
   return c;
 }
 

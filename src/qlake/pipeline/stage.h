@@ -8,9 +8,9 @@
 //
 // Which stages run depends on the project (BuildStages): fetch only with a `cache:`
 // folder (without one, ingest streams each day from the source), ingest always, features
-// when `features:` is on; qlib is wired in as its library lands (docs/pipeline.md lists
-// the state). A project that asks for a stage this build lacks (e.g. qlib stores) gets a
-// warning in the run report, not a silent skip.
+// when `features:` is on, qlib when it lists Qlib stores (docs/pipeline.md lists the
+// state). A project that asks for a stage this build lacks gets a warning in the run
+// report, not a silent skip.
 //
 // The source listing is the truth about what is published: for a local mirror the files
 // present; for S3 the bucket listing. A day's source version (size, mtime, ETag) is
@@ -198,9 +198,27 @@ class FeaturesStage : public Stage {
                            StageRun* run) override;
 };
 
+/// Brings the project's Qlib stores up to date (qlake::qlib::Export with its defaults):
+/// each store built from `dataset` gets the committed days after its end appended and
+/// the days whose lake commit changed since they were exported (re-ingested,
+/// republished) rewritten; the library finds those itself from its manifest, so a run
+/// that died between a commit and this stage is caught up by the next one. A day store
+/// also reads stocks_minute (its vwap): it is run for stocks_minute too when the run does
+/// not include its own dataset. Stores whose dataset has no committed day yet are left
+/// alone. Reports "skipped" when no store changed (a note per store says it is up to
+/// date); a failing store fails the stage after the others ran.
+class QlibStage : public Stage {
+ public:
+  std::string_view name() const override { return "qlib"; }
+  Scope scope() const override { return Scope::kDataset; }
+  arrow::Status RunDataset(const StageContext& ctx, const std::string& dataset,
+                           const std::map<std::string, std::vector<Date>>& changed,
+                           StageRun* run) override;
+};
+
 struct StageCatalog {
   std::vector<std::unique_ptr<Stage>> stages;
-  /// Stages the project needs that this build does not have: "qlib (issue 6)".
+  /// Stages the project needs that this build does not have (none today).
   std::vector<std::string> missing;
 };
 
