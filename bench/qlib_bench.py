@@ -20,7 +20,7 @@ scripts/setup.sh). Steps:
    and `qlake qlib export`. Wall time, peak RSS of the whole process tree (sampled from
    /proc every 50 ms), and feature bytes written are reported, with the ratio.
 4. Append cost: a store holding 1 week and one holding the whole day range get one more day
-   appended (`qlake qlib export` with the next --to); median of 3 runs each.
+   appended (`qlake qlib export` with the next --to); median of 5 interleaved runs each.
 
 Prints a Markdown table (append it to docs/benchmarks.md).
 """
@@ -44,20 +44,8 @@ REPO = Path(__file__).resolve().parents[1]
 QLAKE = Path(os.environ.get("QLAKE_BIN", REPO / "build" / "qlake"))
 QLIB_PY = REPO / ".venv-qlib" / "bin" / "python"
 
-
-def code_of(ticker):  # docs/qlib.md's mapping (file names dump_bin can handle)
-    out = []
-    for ch in ticker:
-        if ch.isascii() and (ch.isupper() or ch.isdigit()):
-            out.append(ch)
-        elif "a" <= ch <= "z":
-            out.append("_" + ch.upper())
-        elif ch == ".":
-            out.append("-")
-        else:
-            out.extend("__%02X" % b for b in ch.encode())
-    code = "".join(out)
-    return code + "_" if code in ("NA", "NULL") else code
+sys.path.insert(0, str(REPO / "tests" / "python" / "qlib"))
+from qlib_codes import code_of  # noqa: E402  (docs/qlib.md's mapping; names dump_bin's CSVs)
 
 
 def tree_rss(pid):
@@ -84,7 +72,9 @@ def tree_rss(pid):
 
 
 def timed(cmd, **kw):
-    """Runs cmd; returns (seconds, peak tree RSS bytes)."""
+    """Runs cmd; returns (seconds, peak tree RSS bytes). Logs the 1-minute load average."""
+    print(f"# {time.strftime('%H:%M:%S')} load {os.getloadavg()[0]:.1f}: {Path(cmd[1]).name} "
+          f"{' '.join(cmd[2:4])}", file=sys.stderr)
     t0 = time.perf_counter()
     p = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, **kw)
     peak = [0]
@@ -166,28 +156,39 @@ def compare(name, lake, freq, csv_dir, work, workers, dump_bin, extra=()):
                       "--max_workers", str(workers)])
     t_q, r_q = timed([str(QLAKE), "-q", "qlib", "export", "--lake", str(lake), "--out", str(qq),
                       "--freq", freq, *extra])
+    load = os.getloadavg()[1]  # 5-minute average: over both runs for all but the longest
     b_d, b_q = feature_bytes(qd), feature_bytes(qq)
     n_d = sum(1 for _ in (qd / "features").iterdir())
     n_q = sum(1 for _ in (qq / "features").iterdir())
-    return dict(name=name, t_d=t_d, r_d=r_d, t_q=t_q, r_q=r_q, b_d=b_d, b_q=b_q, n_d=n_d,
-                n_q=n_q)
+    r = dict(name=name, t_d=t_d, r_d=r_d, t_q=t_q, r_q=r_q, b_d=b_d, b_q=b_q, n_d=n_d,
+             n_q=n_q, load=load)
+    print(f"# {r}", file=sys.stderr)
+    return r
 
 
-def append_cost(lake, work, days, label):
-    """Median seconds to append the last day of `days` to a store holding `days[:-1]`."""
-    base = work / f"append-base-{label}"
-    shutil.rmtree(base, ignore_errors=True)
-    run(QLAKE, "-q", "qlib", "export", "--lake", lake, "--out", base, "--freq", "day",
-        "--from", days[0], "--to", days[-2])
-    times = []
-    for _ in range(3):
-        tgt = work / f"append-{label}"
-        shutil.rmtree(tgt, ignore_errors=True)
-        shutil.copytree(base, tgt)
-        t, _ = timed([str(QLAKE), "-q", "qlib", "export", "--lake", str(lake), "--out", str(tgt),
-                      "--freq", "day", "--to", days[-1]])
-        times.append(t)
-    return statistics.median(times), times
+def append_costs(lake, work, histories, runs=5):
+    """Seconds to append the last day of each `days` list to a store holding `days[:-1]`.
+
+    histories: {label: days}. The runs of the labels are interleaved (so a change in the
+    machine's load hits all alike); returns {label: [seconds per run]}.
+    """
+    bases = {}
+    for label, days in histories.items():
+        base = work / f"append-base-{label}"
+        shutil.rmtree(base, ignore_errors=True)
+        run(QLAKE, "-q", "qlib", "export", "--lake", lake, "--out", base, "--freq", "day",
+            "--from", days[0], "--to", days[-2])
+        bases[label] = base
+    times = {label: [] for label in histories}
+    for _ in range(runs):
+        for label, days in histories.items():
+            tgt = work / f"append-{label}"
+            shutil.rmtree(tgt, ignore_errors=True)
+            shutil.copytree(bases[label], tgt)
+            t, _ = timed([str(QLAKE), "-q", "qlib", "export", "--lake", str(lake), "--out",
+                          str(tgt), "--freq", "day", "--to", days[-1]])
+            times[label].append(t)
+    return times
 
 
 def main():
@@ -244,23 +245,25 @@ def main():
     print(f"\nqlib export vs dump_bin.py dump_all (max_workers={a.workers}), "
           f"{os.cpu_count()} cores\n")
     print("| data | dump_bin s | qlake s | speed-up | dump_bin peak RSS | qlake peak RSS "
-          "| dump_bin MB | qlake MB | instruments d/q |")
-    print("|---|---|---|---|---|---|---|---|---|")
+          "| dump_bin MB | qlake MB | instruments d/q | load (5 min) |")
+    print("|---|---|---|---|---|---|---|---|---|---|")
     for r in rows:
         print(f"| {r['name']} | {r['t_d']:.1f} | {r['t_q']:.2f} | **{r['t_d'] / r['t_q']:.0f}x** "
               f"| {r['r_d'] / mb:.0f} MiB | {r['r_q'] / mb:.0f} MiB | {r['b_d'] / 1e6:.1f} "
-              f"| {r['b_q'] / 1e6:.1f} | {r['n_d']}/{r['n_q']} |")
+              f"| {r['b_q'] / 1e6:.1f} | {r['n_d']}/{r['n_q']} | {r['load']:.1f} |")
     if not a.skip_append:
         import exchange_calendars as xc
 
         sess = [str(d.date()) for d in
                 xc.get_calendar("XNYS").sessions_in_range(a.day_from, a.day_to)]
-        week, wt = append_cost(day_lake, work, sess[-6:], "week")
-        year, yt = append_cost(day_lake, work, sess, "year")
-        print(f"\nappend one day ({sess[-1]}) to a day store: 1 week of history "
-              f"{week:.3f}s (runs {', '.join(f'{t:.3f}' for t in wt)}), {len(sess) - 1} days "
-              f"of history {year:.3f}s (runs {', '.join(f'{t:.3f}' for t in yt)}); "
-              f"year/week = {year / week:.2f}")
+        t = append_costs(day_lake, work, {"week": sess[-6:], "year": sess})
+        week, year = statistics.median(t["week"]), statistics.median(t["year"])
+        print(f"\nappend one day ({sess[-1]}) to a day store, median of {len(t['week'])} "
+              f"interleaved runs (load average {os.getloadavg()[0]:.1f}): 1 week of history "
+              f"{week:.3f}s (runs {', '.join(f'{x:.3f}' for x in t['week'])}), "
+              f"{len(sess) - 1} days of history {year:.3f}s "
+              f"(runs {', '.join(f'{x:.3f}' for x in t['year'])}); year/week = "
+              f"{year / week:.2f}")
 
 
 if __name__ == "__main__":

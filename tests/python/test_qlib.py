@@ -4,14 +4,16 @@ The store is loaded in .venv-qlib (tests/python/qlib/qlib_load.py, made by scrip
 and what Qlib returns (calendar, instrument spans, D.features over the market pool and over a
 plain list of codes) is compared with an independent oracle computed here from the lake with
 pyarrow, the NYSE calendar from exchange_calendars, and a Python copy of the documented
-symbol mapping. Incremental exports (several appends, a re-export of past days, interrupted
-runs) must give bins byte-identical to one full export of the same range.
+symbol mapping (tests/python/qlib/qlib_codes.py, shared with bench/qlib_bench.py).
+Incremental exports (several appends, a re-export of past days, interrupted runs) must give
+bins byte-identical to one full export of the same range.
 """
 
 import filecmp
 import os
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -21,6 +23,9 @@ import pyarrow.dataset as ds
 import pytest
 
 from conftest import REPO
+
+sys.path.insert(0, str(Path(__file__).parent / "qlib"))
+from qlib_codes import code_of, dir_of  # noqa: E402  (docs/qlib.md's mapping, in Python)
 
 QLIB_PY = REPO / ".venv-qlib" / "bin" / "python"
 LOADER = Path(__file__).parent / "qlib" / "qlib_load.py"
@@ -48,39 +53,14 @@ def export(qlake_bin, lake, out, freq, *extra, env=None, check=True):
     )
 
 
-def qlib_load(root, freq, out, fields=FIELDS):
+def qlib_load(root, freq, out, fields=FIELDS, codes=()):
     p = subprocess.run(
-        [str(QLIB_PY), str(LOADER), str(root), freq, str(out), "--fields", ",".join(fields)],
+        [str(QLIB_PY), str(LOADER), str(root), freq, str(out), "--fields", ",".join(fields),
+         *(["--codes", ",".join(codes)] if codes else [])],
         capture_output=True, text=True, timeout=600,
     )
     assert p.returncode == 0, p.stdout + p.stderr
     return dict(np.load(out))
-
-
-# ---- the documented symbol mapping, reimplemented (docs/qlib.md) ----------------------
-
-RESERVED = {"CON", "PRN", "AUX", "NUL"} | {f"COM{i}" for i in range(10)} | {
-    f"LPT{i}" for i in range(10)
-}
-
-
-def code_of(ticker: str) -> str:
-    out = []
-    for ch in ticker:
-        if ch.isascii() and (ch.isupper() or ch.isdigit()):
-            out.append(ch)
-        elif "a" <= ch <= "z":
-            out.append("_" + ch.upper())
-        elif ch == ".":
-            out.append("-")
-        else:
-            out.extend("__%02X" % b for b in ch.encode())
-    code = "".join(out)
-    return code + "_" if code in ("NA", "NULL") else code
-
-
-def dir_of(code: str) -> str:
-    return ("_qlib_" + code if code.upper() in RESERVED else code).lower()
 
 
 # ---- fixtures -------------------------------------------------------------------------
@@ -141,8 +121,10 @@ def expected_minute(lake, to=TO):
     return m
 
 
-def check_against_lake(got, exp, calendar, freq, fields=FIELDS):
-    """Compares the qlib_load output with the oracle frame `exp` (one row per bar)."""
+def check_against_lake(got, exp, calendar, freq, fields=FIELDS, only=None):
+    """Compares the qlib_load output with the oracle frame `exp` (one row per bar).
+
+    only: the codes qlib_load was limited to (--codes); spans are checked for all."""
     exp = exp.copy()
     exp["code"] = exp["ticker"].map(code_of)
     exp = exp.sort_values(["code", "dt"])
@@ -172,7 +154,8 @@ def check_against_lake(got, exp, calendar, freq, fields=FIELDS):
     exp["change"] = change
     exp["factor"] = np.float32(1.0)
     want_keys, want_vals = [], []
-    for code, grp in exp.groupby("code", sort=True):
+    rows_of = exp if only is None else exp[exp["code"].isin(only)]
+    for code, grp in rows_of.groupby("code", sort=True):
         rows = grp["row"].to_numpy(int)
         dense = np.full((rows[-1] - rows[0] + 1, len(fields)), np.nan, dtype=np.float32)
         for k, f in enumerate(fields):
@@ -462,3 +445,69 @@ def test_store_without_inputs_record_adopts_the_lake_commits(qlake_bin, lake, tm
     assert (r["days_rewritten"], r["bytes_written"]) == (0, 0)
     assert store_files(out) == files
     assert (out / ".qlake/inputs.json").read_bytes() == inputs
+
+
+# ---- more than 1024 new symbols in one day (regression: commit 9ab5512) ---------------
+# The exporter buffers bars per symbol in a table sized before each day with room for 1024
+# new symbols; a day adding more (a new store's first day at full scale, or a store that
+# so far held a few symbols) wrote past its end. Scale 0.15 gives ~1,800 tickers a day.
+
+WIDE_DAYS = ("2024-03-04", "2024-03-05")
+WIDE_FEW = ("AAPL", "MSFT")  # the store holds only these before the wide day
+
+
+@pytest.fixture(scope="module")
+def wide_lake(qlake_bin, tmp_path_factory):
+    root = tmp_path_factory.mktemp("qlib_wide")
+    a, b = WIDE_DAYS
+    qlake(qlake_bin, "-q", "synth", "--out", root / "mirror", "--from", a, "--to", b,
+          "--scale", "0.15", "--seed", "5", "--datasets", "stocks_daily,stocks_minute")
+    for d in ("stocks_daily", "stocks_minute"):
+        qlake(qlake_bin, "-q", "ingest", "--dataset", d, "--from", a, "--to", b,
+              "--source", root / "mirror", "--lake", root / "lake")
+    return root / "lake"
+
+
+@pytest.mark.parametrize("freq", ["day", "1min"])
+def test_more_than_1024_new_symbols_in_one_day(qlake_bin, wide_lake, tmp_path, freq):
+    a, b = WIDE_DAYS
+    if freq == "day":
+        lake = read_lake(wide_lake, "stocks_daily",
+                         ["ticker", "open", "high", "low", "close", "volume", "date"])
+        lake["dt"] = lake["date"].astype(str) + " 00:00:00"
+        calendar = [f"{a} 00:00:00", f"{b} 00:00:00"]
+    else:
+        lake = read_lake(wide_lake, "stocks_minute",
+                         ["ticker", "open", "high", "low", "close", "volume", "window_start",
+                          "session", "date"])
+        lake = lake[lake["session"].astype(str) == "regular"]
+        ny = lake["window_start"].dt.tz_convert("America/New_York")
+        lake["dt"] = ny.dt.strftime("%Y-%m-%d %H:%M:%S")
+        calendar = [f"{d} {m // 60:02}:{m % 60:02}:00" for d in WIDE_DAYS
+                    for m in range(9 * 60 + 30, 16 * 60)]
+    day = lake["date"].astype(str)
+    n_first = lake.loc[day == a, "ticker"].nunique()
+    assert n_first > 1024, n_first  # the first day alone adds them to a new store
+    # Incremental: a store holding two symbols gets a day adding every other one.
+    inc = tmp_path / "inc"
+    export(qlake_bin, wide_lake, inc, freq, "--to", a, "--symbols", ",".join(WIDE_FEW))
+    export(qlake_bin, wide_lake, inc, freq, "--to", b)
+    exp = lake[(day == b) | lake["ticker"].isin(WIDE_FEW)]
+    new = sorted(set(exp["ticker"]) - set(WIDE_FEW))
+    assert len(new) > 1024, len(new)
+    # Qlib sees every instrument; values are compared for a sample (D.features over ~1,800
+    # codes would dominate the test's time): the two old symbols, nasty names, and new ones
+    # spread over the list, the last one included (ids past the first 1024).
+    sample = [*WIDE_FEW, "BRK.B", "NA", "CON", *new[::len(new) // 5], new[-1]]
+    codes = sorted({code_of(t) for t in sample})
+    fields = ["close", "volume"]
+    got = qlib_load(inc, freq, tmp_path / "inc.npz", fields, codes)
+    assert len(got["span_codes"]) == len(new) + len(WIDE_FEW)
+    assert sorted(set(got["inst"])) == codes
+    check_against_lake(got, exp, calendar, freq, fields, only=codes)
+    # A new store whose first day holds them all.
+    full = tmp_path / "full"
+    export(qlake_bin, wide_lake, full, freq)
+    got = qlib_load(full, freq, tmp_path / "full.npz", fields, codes)
+    assert len(got["span_codes"]) == lake["ticker"].nunique()
+    check_against_lake(got, lake, calendar, freq, fields, only=codes)

@@ -3,7 +3,7 @@
 Runs under .venv-qlib (pyqlib 0.9.7, pandas 1.5, numpy 1.24), not the main venv:
 
     .venv-qlib/bin/python tests/python/qlib/qlib_load.py ROOT FREQ OUT.npz [--fields f1,f2]
-        [--print N]
+        [--print N] [--market NAME] [--codes C1,C2]
 
 Saves (numpy .npz, no pickles) the calendar, the instruments spans of market "all" as
 D.list_instruments returns them, and D.features over the market pool for the given fields
@@ -25,6 +25,9 @@ def main():
     ap.add_argument("--fields", default="open,high,low,close,volume,vwap,factor,change")
     ap.add_argument("--print", type=int, default=0, dest="print_rows")
     ap.add_argument("--market", default="all")
+    ap.add_argument("--codes", default="",
+                    help="D.features over just these codes (comma-separated; both the "
+                         "'pool' and the 'list' outputs); spans still cover the market")
     a = ap.parse_args()
 
     import qlib
@@ -43,10 +46,16 @@ def main():
     spans = D.list_instruments(pool, freq=a.freq)
     fields = ["$" + f for f in a.fields.split(",")]
     end = str(cal[-1]) if a.freq == "day" else cal[-1].strftime("%Y-%m-%d 23:59:59")
-    df = D.features(pool, fields, start_time=str(cal[0]), end_time=end, freq=a.freq)
-    # A plain list of codes too (spans are not applied then): must give the same rows.
-    codes = sorted(spans)
-    df_list = D.features(codes, fields, start_time=str(cal[0]), end_time=end, freq=a.freq)
+    if a.codes:
+        df = D.features(a.codes.split(","), fields, start_time=str(cal[0]), end_time=end,
+                        freq=a.freq)
+        df_list = df
+    else:
+        df = D.features(pool, fields, start_time=str(cal[0]), end_time=end, freq=a.freq)
+        # A plain list of codes too (spans are not applied then): must give the same rows.
+        codes = sorted(spans)
+        df_list = D.features(codes, fields, start_time=str(cal[0]), end_time=end,
+                             freq=a.freq)
 
     if a.print_rows:
         import pandas as pd
