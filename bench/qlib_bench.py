@@ -72,7 +72,11 @@ def tree_rss(pid):
 
 
 def timed(cmd, **kw):
-    """Runs cmd; returns (seconds, peak tree RSS bytes). Logs the 1-minute load average."""
+    """Runs cmd; returns (seconds, peak tree RSS bytes, CPU seconds of the tree).
+
+    CPU = user + system time of the process and every descendant it waited for (dump_bin's
+    process pool included): unlike wall time it hardly depends on the machine's load.
+    Logs the 1-minute load average."""
     print(f"# {time.strftime('%H:%M:%S')} load {os.getloadavg()[0]:.1f}: {Path(cmd[1]).name} "
           f"{' '.join(cmd[2:4])}", file=sys.stderr)
     t0 = time.perf_counter()
@@ -87,13 +91,15 @@ def timed(cmd, **kw):
 
     th = threading.Thread(target=sample, daemon=True)
     th.start()
-    out, _ = p.communicate()
+    out = p.stdout.read()
+    _, status, ru = os.wait4(p.pid, 0)
     secs = time.perf_counter() - t0
+    p.returncode = os.waitstatus_to_exitcode(status)
     done.set()
     th.join()
     if p.returncode != 0:
         raise SystemExit(f"{cmd[:3]} failed ({p.returncode}):\n{out[-3000:]}")
-    return secs, peak[0]
+    return secs, peak[0], ru.ru_utime + ru.ru_stime
 
 
 def run(*args):
@@ -150,18 +156,18 @@ def compare(name, lake, freq, csv_dir, work, workers, dump_bin, extra=()):
     qq = work / f"out-qlake-{name}"
     for d in (qd, qq):
         shutil.rmtree(d, ignore_errors=True)
-    t_d, r_d = timed([str(QLIB_PY), str(dump_bin), "dump_all", "--data_path", str(csv_dir),
+    t_d, r_d, c_d = timed([str(QLIB_PY), str(dump_bin), "dump_all", "--data_path", str(csv_dir),
                       "--qlib_dir", str(qd), "--freq", freq, "--date_field_name", "date",
                       "--symbol_field_name", "symbol", "--exclude_fields", "symbol",
                       "--max_workers", str(workers)])
-    t_q, r_q = timed([str(QLAKE), "-q", "qlib", "export", "--lake", str(lake), "--out", str(qq),
+    t_q, r_q, c_q = timed([str(QLAKE), "-q", "qlib", "export", "--lake", str(lake), "--out", str(qq),
                       "--freq", freq, *extra])
     load = os.getloadavg()[1]  # 5-minute average: over both runs for all but the longest
     b_d, b_q = feature_bytes(qd), feature_bytes(qq)
     n_d = sum(1 for _ in (qd / "features").iterdir())
     n_q = sum(1 for _ in (qq / "features").iterdir())
     r = dict(name=name, t_d=t_d, r_d=r_d, t_q=t_q, r_q=r_q, b_d=b_d, b_q=b_q, n_d=n_d,
-             n_q=n_q, load=load)
+             n_q=n_q, load=load, c_d=c_d, c_q=c_q)
     print(f"# {r}", file=sys.stderr)
     return r
 
@@ -185,7 +191,7 @@ def append_costs(lake, work, histories, runs=5):
             tgt = work / f"append-{label}"
             shutil.rmtree(tgt, ignore_errors=True)
             shutil.copytree(bases[label], tgt)
-            t, _ = timed([str(QLAKE), "-q", "qlib", "export", "--lake", str(lake), "--out",
+            t, _, _ = timed([str(QLAKE), "-q", "qlib", "export", "--lake", str(lake), "--out",
                           str(tgt), "--freq", "day", "--to", days[-1]])
             times[label].append(t)
     return times
@@ -244,11 +250,12 @@ def main():
     mb = 1 << 20
     print(f"\nqlib export vs dump_bin.py dump_all (max_workers={a.workers}), "
           f"{os.cpu_count()} cores\n")
-    print("| data | dump_bin s | qlake s | speed-up | dump_bin peak RSS | qlake peak RSS "
-          "| dump_bin MB | qlake MB | instruments d/q | load (5 min) |")
-    print("|---|---|---|---|---|---|---|---|---|---|")
+    print("| data | dump_bin s | qlake s | speed-up | CPU s d/q | CPU ratio | dump_bin peak RSS "
+          "| qlake peak RSS | dump_bin MB | qlake MB | instruments d/q | load (5 min) |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|")
     for r in rows:
         print(f"| {r['name']} | {r['t_d']:.1f} | {r['t_q']:.2f} | **{r['t_d'] / r['t_q']:.0f}x** "
+              f"| {r['c_d']:.0f}/{r['c_q']:.1f} | {r['c_d'] / r['c_q']:.0f}x "
               f"| {r['r_d'] / mb:.0f} MiB | {r['r_q'] / mb:.0f} MiB | {r['b_d'] / 1e6:.1f} "
               f"| {r['b_q'] / 1e6:.1f} | {r['n_d']}/{r['n_q']} | {r['load']:.1f} |")
     if not a.skip_append:
