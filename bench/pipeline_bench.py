@@ -180,6 +180,12 @@ def main():
             assert rep["status"] == want, (case, rep["status"], rep.get("error"))
             if case != "noop":
                 assert rep["committed_days"] == 4, (case, rep["committed_days"])
+            if case != "noop" and "qlib" in rep["stages"]:
+                # The stores really hold the day (calendar) and the symbols.
+                for freq in ("day", "1min"):
+                    cal = (proj / "qlib" / freq / "calendars" / f"{freq}.txt").read_text()
+                    assert a.date in cal, (case, freq, cal[:200])
+                    assert (proj / "qlib" / freq / "instruments" / "all.txt").stat().st_size
             results[case].append((dt, rss, rep["peak_rss_bytes"], rep))
 
     server and server.stop()
