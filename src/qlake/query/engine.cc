@@ -3,11 +3,13 @@
 #include <algorithm>
 #include <atomic>
 #include <chrono>
+#include <cstring>
 #include <set>
 #include <utility>
 
 #include <arrow/array.h>
 #include <arrow/array/array_dict.h>
+#include <arrow/array/concatenate.h>
 #include <arrow/builder.h>
 #include <arrow/compute/api.h>
 #include <arrow/compute/initialize.h>
@@ -116,14 +118,86 @@ arrow::Result<std::shared_ptr<arrow::ChunkedArray>> ConstantColumn(
   return std::make_shared<arrow::ChunkedArray>(arr);
 }
 
-// One piece of the result: a slice of one row group, with its sort position.
+// The needed columns of one row group (shared by the pieces cut from it).
+using RowGroupColumns = std::vector<std::shared_ptr<arrow::ChunkedArray>>;
+
+// One piece of the result: a row range of one row group, with its sort position.
 struct Piece {
   std::size_t symbol_order;
   std::size_t file_order;
   int rg;
-  std::shared_ptr<arrow::Table> table;
-  bool needs_symbol_filter;  // a whole row group, not a binary-search slice
+  std::shared_ptr<const RowGroupColumns> cols;
+  int64_t offset;
+  int64_t length;
+  int symbol;                // >= 0: every row is symbols[symbol] (binary-search slice)
+  bool needs_symbol_filter;  // a whole row group, not narrowed by a binary search
 };
+
+// Pieces shorter than this are copied together into one chunk (a year of daily bars is
+// one row per symbol and file: 2,520 one-row slices for 10 symbols, whose per-slice
+// batches and per-chunk hand-off to Python cost 100x the rows). Longer pieces are passed
+// on as zero-copy slices of the cached column chunks.
+constexpr int64_t kCopyBelowRows = 256;
+// Rows of a chunk assembled from short pieces.
+constexpr int64_t kChunkRows = int64_t{1} << 16;
+
+// Column `i` of pieces [first, last) copied into one array, for fixed-width types of
+// whole bytes without nulls whose pieces each lie in one chunk of that type (prices,
+// volumes, timestamps): one allocation and a memcpy per piece instead of a slice per
+// piece and a concatenation. Null when the column does not qualify.
+arrow::Result<std::shared_ptr<arrow::Array>> GatherFixedWidth(
+    const std::vector<Piece>& pieces, std::size_t first, std::size_t last, std::size_t i,
+    const std::shared_ptr<arrow::DataType>& type) {
+  if (!arrow::is_fixed_width(type->id()) || type->id() == arrow::Type::DICTIONARY ||
+      type->bit_width() % 8 != 0 || type->bit_width() == 0) {
+    return nullptr;
+  }
+  const int64_t width = type->bit_width() / 8;
+  int64_t rows = 0;
+  for (std::size_t k = first; k < last; ++k) {
+    const auto& col = *(*pieces[k].cols)[i];
+    if (col.num_chunks() != 1 || !col.type()->Equals(*type) || col.null_count() != 0) {
+      return nullptr;
+    }
+    rows += pieces[k].length;
+  }
+  ARROW_ASSIGN_OR_RAISE(auto buf, arrow::AllocateBuffer(rows * width));
+  uint8_t* out = buf->mutable_data();
+  for (std::size_t k = first; k < last; ++k) {
+    const auto& data = *(*pieces[k].cols)[i]->chunk(0)->data();
+    const uint8_t* src =
+        data.buffers[1]->data() + (data.offset + pieces[k].offset) * width;
+    std::memcpy(out, src, static_cast<std::size_t>(pieces[k].length * width));
+    out += pieces[k].length * width;
+  }
+  return arrow::MakeArray(
+      arrow::ArrayData::Make(type, rows, {nullptr, std::move(buf)}, /*null_count=*/0));
+}
+
+// `n` rows of a dictionary column whose every value is dictionary entry `index`.
+arrow::Result<std::shared_ptr<arrow::Array>> ConstantDictionary(
+    const std::shared_ptr<arrow::DataType>& type,
+    const std::shared_ptr<arrow::Array>& dictionary, int index, int64_t n) {
+  const auto& dt = static_cast<const arrow::DictionaryType&>(*type);
+  ARROW_ASSIGN_OR_RAISE(auto i, arrow::MakeScalar(dt.index_type(), index));
+  ARROW_ASSIGN_OR_RAISE(auto idx, arrow::MakeArrayFromScalar(*i, n));
+  return arrow::DictionaryArray::FromArrays(type, idx, dictionary);
+}
+
+// The int32 indices of a run of binary-search pieces (piece i: `lengths[i]` rows of
+// dictionary entry `symbols[i]`), as one dictionary array.
+arrow::Result<std::shared_ptr<arrow::Array>> SymbolRuns(
+    const std::shared_ptr<arrow::DataType>& type,
+    const std::shared_ptr<arrow::Array>& dictionary, const std::vector<int>& symbols,
+    const std::vector<int64_t>& lengths, int64_t total) {
+  ARROW_ASSIGN_OR_RAISE(auto buf, arrow::AllocateBuffer(total * sizeof(int32_t)));
+  auto* out = reinterpret_cast<int32_t*>(buf->mutable_data());
+  for (std::size_t i = 0; i < symbols.size(); ++i) {
+    out = std::fill_n(out, lengths[i], symbols[i]);
+  }
+  auto idx = std::make_shared<arrow::Int32Array>(total, std::move(buf));
+  return arrow::DictionaryArray::FromArrays(type, idx, dictionary);
+}
 
 }  // namespace
 
@@ -188,42 +262,90 @@ arrow::Result<std::shared_ptr<Engine>> Engine::Make(std::shared_ptr<lake::Lake> 
   return std::shared_ptr<Engine>(new Engine(std::move(lake), std::move(options)));
 }
 
-arrow::Result<std::vector<lake::CommitRecord>> Engine::Records(const std::string& dataset,
-                                                               Date from, Date to,
-                                                               QueryStats* stats) {
-  std::string rel = lake::Lake::CommitRecordPath(dataset, from);
+arrow::Result<std::shared_ptr<const Engine::Listing>> Engine::ListRecords(
+    const std::string& dataset) {
+  std::string rel = lake::Lake::CommitRecordPath(dataset, Date{});
   rel = rel.substr(0, rel.rfind('/'));
+  const std::string dir = lake_->PathOf(rel);
+  auto& fs = *lake_->filesystem();
+  // On a local file system the folder's modification time changes with every record
+  // written, replaced or deleted (records are written to a temp file and renamed), so an
+  // unchanged time means an unchanged listing -- provided the listing was taken well
+  // after that time: time stamps are coarse (a kernel tick), and a change within the
+  // same tick as the previous one would keep the time.
+  const bool local = fs.type_name() == "local";
+  int64_t dir_mtime = 0;
+  if (local) {
+    ARROW_ASSIGN_OR_RAISE(auto info, fs.GetFileInfo(dir));
+    if (info.type() == arrow::fs::FileType::Directory) {
+      dir_mtime = std::chrono::duration_cast<std::chrono::nanoseconds>(
+                      info.mtime().time_since_epoch())
+                      .count();
+      std::lock_guard<std::mutex> lock(mu_);
+      auto it = listings_.find(dataset);
+      if (it != listings_.end() && it->second->trusted &&
+          it->second->dir_mtime_ns == dir_mtime) {
+        return it->second;
+      }
+    }
+  }
+  const int64_t listed_at = std::chrono::duration_cast<std::chrono::nanoseconds>(
+                                std::chrono::system_clock::now().time_since_epoch())
+                                .count();
   arrow::fs::FileSelector sel;
-  sel.base_dir = lake_->PathOf(rel);
+  sel.base_dir = dir;
   sel.allow_not_found = true;
-  ARROW_ASSIGN_OR_RAISE(auto infos, lake_->filesystem()->GetFileInfo(sel));
-  std::vector<lake::CommitRecord> out;
+  ARROW_ASSIGN_OR_RAISE(auto infos, fs.GetFileInfo(sel));
+  auto listing = std::make_shared<Listing>();
   for (const auto& info : infos) {
     if (!info.IsFile()) continue;
     std::string name = info.base_name();
     if (name.size() != 15 || name.substr(10) != ".json") continue;
     auto day = ParseDate(name.substr(0, 10));
-    if (!day.ok() || *day < from || to < *day) continue;
-    const int64_t mtime = info.mtime().time_since_epoch().count();
+    if (!day.ok()) continue;
+    listing->entries.push_back(
+        Listing::Entry{*day, info.path(), info.size(),
+                       std::chrono::duration_cast<std::chrono::nanoseconds>(
+                           info.mtime().time_since_epoch())
+                           .count()});
+  }
+  std::sort(listing->entries.begin(), listing->entries.end(),
+            [](const auto& a, const auto& b) { return a.day < b.day; });
+  if (dir_mtime != 0) {
+    listing->dir_mtime_ns = dir_mtime;
+    listing->trusted = listed_at - dir_mtime > int64_t{2'000'000'000};
+    std::lock_guard<std::mutex> lock(mu_);
+    listings_[dataset] = listing;
+  }
+  return listing;
+}
+
+arrow::Result<std::vector<Engine::RecordPtr>> Engine::Records(const std::string& dataset,
+                                                              Date from, Date to,
+                                                              QueryStats* stats) {
+  ARROW_ASSIGN_OR_RAISE(auto listing, ListRecords(dataset));
+  auto it = std::lower_bound(listing->entries.begin(), listing->entries.end(), from,
+                             [](const auto& e, Date d) { return e.day < d; });
+  std::vector<RecordPtr> out;
+  for (; it != listing->entries.end() && !(to < it->day); ++it) {
     {
       std::lock_guard<std::mutex> lock(mu_);
-      auto it = records_.find(info.path());
-      if (it != records_.end() && it->second.size == info.size() &&
-          it->second.mtime_ns == mtime) {
-        out.push_back(it->second.record);
+      auto r = records_.find(it->path);
+      if (r != records_.end() && r->second.size == it->size &&
+          r->second.mtime_ns == it->mtime_ns) {
+        out.push_back(r->second.record);
         continue;
       }
     }
-    ARROW_ASSIGN_OR_RAISE(auto rec, lake_->GetCommit(dataset, *day));
+    ARROW_ASSIGN_OR_RAISE(auto rec, lake_->GetCommit(dataset, it->day));
     if (!rec) continue;  // removed since the listing
+    auto ptr = std::make_shared<const lake::CommitRecord>(std::move(*rec));
     {
       std::lock_guard<std::mutex> lock(mu_);
-      records_[info.path()] = CachedRecord{info.size(), mtime, *rec};
+      records_[it->path] = CachedRecord{it->size, it->mtime_ns, ptr};
     }
-    out.push_back(std::move(*rec));
+    out.push_back(std::move(ptr));
   }
-  std::sort(out.begin(), out.end(),
-            [](const auto& a, const auto& b) { return a.day < b.day; });
   stats->days = static_cast<int64_t>(out.size());
   return out;
 }
@@ -289,7 +411,7 @@ constexpr std::string_view kFeaturesPrefix = "features/";
 }  // namespace
 
 arrow::Result<std::shared_ptr<arrow::Schema>> Engine::DatasetSchema(
-    const std::string& dataset, const std::vector<lake::CommitRecord>& records,
+    const std::string& dataset, const std::vector<RecordPtr>& records,
     QueryStats* stats) {
   if (dataset.rfind(kFeaturesPrefix, 0) != 0) {
     ARROW_ASSIGN_OR_RAISE(auto spec, catalog::FindDataset(dataset));
@@ -298,8 +420,8 @@ arrow::Result<std::shared_ptr<arrow::Schema>> Engine::DatasetSchema(
   // Feature datasets: the schema of a committed file (features.md lists the columns).
   std::optional<lake::CommitRecord> any;
   for (const auto& r : records) {
-    if (!r.files.empty()) {
-      any = r;
+    if (!r->files.empty()) {
+      any = *r;
       break;
     }
   }
@@ -395,12 +517,18 @@ arrow::Result<QueryResult> Engine::Query(const QueryOptions& options) {
   };
   for (const auto& c : cond_cols) add(c);
   if (!symbols.empty()) add(sym_col);
+  const std::size_t sym_pos =
+      std::find(needed.begin(), needed.end(), sym_col) - needed.begin();
+  // Every piece's columns are brought to the lake schema's types.
+  arrow::FieldVector needed_fields;
+  for (const auto& c : needed) needed_fields.push_back(lake_schema->GetFieldByName(c));
+  auto needed_schema = arrow::schema(needed_fields);
 
   std::vector<Piece> pieces;
   std::atomic<int64_t> bytes{0};
   std::size_t file_order = 0;
   for (const auto& rec : records) {
-    for (const auto& entry : rec.files) {
+    for (const auto& entry : rec->files) {
       ++stats.files;
       const std::size_t this_file = file_order++;
       ARROW_ASSIGN_OR_RAISE(auto parts, PathPartitions(entry.path));
@@ -549,11 +677,7 @@ arrow::Result<QueryResult> Engine::Query(const QueryOptions& options) {
               cols[i], ConstantColumn(lake_schema->GetFieldByName(needed[i])->type(),
                                       path_value[i], rg_rows));
         }
-        arrow::FieldVector fields;
-        for (std::size_t i = 0; i < needed.size(); ++i) {
-          fields.push_back(arrow::field(needed[i], cols[i]->type()));
-        }
-        auto table = arrow::Table::Make(arrow::schema(fields), cols, rg_rows);
+        auto shared = std::make_shared<const RowGroupColumns>(std::move(cols));
 
         if (sorted_search) {
           // Binary search for each symbol's contiguous run of rows (the file is sorted by
@@ -561,9 +685,7 @@ arrow::Result<QueryResult> Engine::Query(const QueryOptions& options) {
           auto sc = rgmd->sorting_columns();
           const bool declared =
               !sc.empty() && sc.front().column_idx == sym_idx && !sc.front().descending;
-          std::size_t ti =
-              std::find(needed.begin(), needed.end(), sym_col) - needed.begin();
-          auto tick = cols[ti];
+          const auto& tick = (*shared)[sym_pos];
           if (declared && tick->num_chunks() == 1 &&
               tick->type()->id() == arrow::Type::DICTIONARY) {
             const auto& dict_arr =
@@ -593,15 +715,10 @@ arrow::Result<QueryResult> Engine::Query(const QueryOptions& options) {
                   hi = mid;
               }
               if (lo > begin) {
-                // The slice's ticker column is one value: give it a one-entry dictionary
-                // so results do not carry (and unify) whole row-group dictionaries.
-                auto slice = table->Slice(begin, lo - begin);
-                ARROW_ASSIGN_OR_RAISE(
-                    auto one, ConstantColumn(tick->type(), symbols[s], lo - begin));
-                ARROW_ASSIGN_OR_RAISE(
-                    slice, slice->SetColumn(static_cast<int>(ti),
-                                            slice->field(static_cast<int>(ti)), one));
-                pieces.push_back(Piece{s, this_file, rg, slice, false});
+                // The piece's symbol column is rebuilt as indices into the requested
+                // symbols, so results do not carry (and unify) row-group dictionaries.
+                pieces.push_back(Piece{s, this_file, rg, shared, begin, lo - begin,
+                                       static_cast<int>(s), false});
                 stats.rows_scanned += lo - begin;
                 any = true;
               }
@@ -611,7 +728,8 @@ arrow::Result<QueryResult> Engine::Query(const QueryOptions& options) {
           }
         }
         stats.rows_scanned += rg_rows;
-        pieces.push_back(Piece{0, this_file, rg, table, by_symbol});
+        pieces.push_back(
+            Piece{0, this_file, rg, std::move(shared), 0, rg_rows, -1, by_symbol});
       }
     }
   }
@@ -623,12 +741,58 @@ arrow::Result<QueryResult> Engine::Query(const QueryOptions& options) {
     return a.rg < b.rg;
   });
 
-  // Filter (condition, and the symbol set where no binary search narrowed the rows),
-  // then project to the output schema.
-  std::optional<cp::Expression> sym_filter;
+  // Assemble chunks: each long piece is one chunk (zero-copy slices); runs of short
+  // pieces are concatenated into one chunk of up to kChunkRows.
+  // Binary-search pieces' symbol column: indices into the requested symbols.
+  std::shared_ptr<arrow::Array> symbol_dict = symbol_set;
+  const bool sym_is_dict =
+      sym_pos < needed.size() &&
+      needed_fields[sym_pos]->type()->id() == arrow::Type::DICTIONARY;
+  if (sym_is_dict && symbol_set) {
+    const auto& dt =
+        static_cast<const arrow::DictionaryType&>(*needed_fields[sym_pos]->type());
+    if (!dt.value_type()->Equals(*symbol_set->type())) {
+      ARROW_ASSIGN_OR_RAISE(symbol_dict, cp::Cast(*symbol_set, dt.value_type()));
+    }
+  }
+  auto piece_column = [&](const Piece& p, std::size_t i,
+                          arrow::ArrayVector* out) -> arrow::Status {
+    const auto& type = needed_fields[i]->type();
+    if (i == sym_pos && p.symbol >= 0 && sym_is_dict) {
+      ARROW_ASSIGN_OR_RAISE(auto a,
+                            ConstantDictionary(type, symbol_dict, p.symbol, p.length));
+      out->push_back(std::move(a));
+      return arrow::Status::OK();
+    }
+    const auto& col = (*p.cols)[i];
+    arrow::ArrayVector chunks;
+    if (col->num_chunks() == 1) {
+      chunks.push_back(col->chunk(0)->Slice(p.offset, p.length));
+    } else {
+      chunks = col->Slice(p.offset, p.length)->chunks();
+    }
+    for (const auto& chunk : chunks) {
+      if (chunk->length() == 0) continue;
+      if (chunk->type()->Equals(*type)) {
+        out->push_back(chunk);
+      } else {
+        ARROW_ASSIGN_OR_RAISE(auto cast, cp::Cast(*chunk, type));
+        out->push_back(std::move(cast));
+      }
+    }
+    return arrow::Status::OK();
+  };
+
+  // Filter: the condition, and the symbol set for pieces no binary search narrowed.
+  std::optional<cp::Expression> filter_cond, filter_sym;
+  if (cond) {
+    ARROW_ASSIGN_OR_RAISE(filter_cond, cond->Bind(*needed_schema));
+  }
   if (symbol_set) {
-    sym_filter =
+    auto e =
         cp::call("is_in", {cp::field_ref(sym_col)}, cp::SetLookupOptions(symbol_set));
+    if (cond) e = cp::and_(*cond, e);
+    ARROW_ASSIGN_OR_RAISE(filter_sym, e.Bind(*needed_schema));
   }
   std::vector<int> out_idx;
   for (const auto& f : out_schema->fields()) {
@@ -636,45 +800,97 @@ arrow::Result<QueryResult> Engine::Query(const QueryOptions& options) {
         std::find(needed.begin(), needed.end(), f->name()) - needed.begin()));
   }
   std::vector<std::shared_ptr<arrow::RecordBatch>> batches;
-  for (const auto& p : pieces) {
-    std::optional<cp::Expression> filter = cond;
-    if (p.needs_symbol_filter && sym_filter) {
-      filter = filter ? cp::and_(*filter, *sym_filter) : *sym_filter;
+  auto emit = [&](std::size_t first, std::size_t last) -> arrow::Status {
+    if (first == last) return arrow::Status::OK();
+    int64_t rows = 0;
+    bool all_symbol = true, needs_symbol_filter = false;
+    for (std::size_t k = first; k < last; ++k) {
+      rows += pieces[k].length;
+      all_symbol = all_symbol && pieces[k].symbol >= 0;
+      needs_symbol_filter = needs_symbol_filter || pieces[k].needs_symbol_filter;
     }
-    std::optional<cp::Expression> bound;
+    const std::optional<cp::Expression>& filter =
+        needs_symbol_filter ? filter_sym : filter_cond;
+    arrow::ArrayVector arrays(needed.size());
+    for (std::size_t i = 0; i < needed.size(); ++i) {
+      // Columns neither returned nor filtered on (the symbol column read for the binary
+      // search) are not assembled.
+      const bool used = std::find(out_idx.begin(), out_idx.end(), static_cast<int>(i)) !=
+                            out_idx.end() ||
+                        filter.has_value();
+      if (!used) continue;
+      const auto& type = needed_fields[i]->type();
+      if (i == sym_pos && all_symbol && sym_is_dict && last - first > 1 &&
+          static_cast<const arrow::DictionaryType&>(*type).index_type()->id() ==
+              arrow::Type::INT32) {
+        std::vector<int> syms;
+        std::vector<int64_t> lengths;
+        for (std::size_t k = first; k < last; ++k) {
+          syms.push_back(pieces[k].symbol);
+          lengths.push_back(pieces[k].length);
+        }
+        ARROW_ASSIGN_OR_RAISE(arrays[i],
+                              SymbolRuns(type, symbol_dict, syms, lengths, rows));
+        continue;
+      }
+      if (last - first > 1) {
+        ARROW_ASSIGN_OR_RAISE(arrays[i], GatherFixedWidth(pieces, first, last, i, type));
+        if (arrays[i]) continue;
+      }
+      arrow::ArrayVector parts;
+      for (std::size_t k = first; k < last; ++k) {
+        ARROW_RETURN_NOT_OK(piece_column(pieces[k], i, &parts));
+      }
+      if (parts.size() == 1) {
+        arrays[i] = std::move(parts.front());
+      } else {
+        ARROW_ASSIGN_OR_RAISE(arrays[i], arrow::Concatenate(parts));
+      }
+    }
+    for (std::size_t i = 0; i < needed.size(); ++i) {
+      if (!arrays[i]) {
+        // Unused: a null placeholder keeps the batch well-formed for the filter.
+        ARROW_ASSIGN_OR_RAISE(arrays[i],
+                              arrow::MakeArrayOfNull(needed_fields[i]->type(), rows));
+      }
+    }
+    auto batch = arrow::RecordBatch::Make(needed_schema, rows, std::move(arrays));
     if (filter) {
-      ARROW_ASSIGN_OR_RAISE(bound, filter->Bind(*p.table->schema()));
+      ARROW_ASSIGN_OR_RAISE(auto mask,
+                            cp::ExecuteScalarExpression(*filter, cp::ExecBatch(*batch)));
+      if (mask.is_scalar()) {
+        const auto& s = mask.scalar_as<arrow::BooleanScalar>();
+        if (!s.is_valid || !s.value) return arrow::Status::OK();
+      } else {
+        ARROW_ASSIGN_OR_RAISE(auto filtered, cp::Filter(batch, mask));
+        batch = filtered.record_batch();
+      }
     }
-    arrow::TableBatchReader rd(*p.table);
-    std::shared_ptr<arrow::RecordBatch> batch;
-    while (true) {
-      ARROW_RETURN_NOT_OK(rd.ReadNext(&batch));
-      if (!batch) break;
-      if (bound) {
-        ARROW_ASSIGN_OR_RAISE(auto mask,
-                              cp::ExecuteScalarExpression(*bound, cp::ExecBatch(*batch)));
-        if (mask.is_scalar()) {
-          const auto& s = mask.scalar_as<arrow::BooleanScalar>();
-          if (!s.is_valid || !s.value) continue;
-        } else {
-          ARROW_ASSIGN_OR_RAISE(auto filtered, cp::Filter(batch, mask));
-          batch = filtered.record_batch();
-        }
-      }
-      if (batch->num_rows() == 0) continue;
-      arrow::ArrayVector arrays;
-      for (std::size_t i = 0; i < out_idx.size(); ++i) {
-        auto a = batch->column(out_idx[i]);
-        const auto& want = out_schema->field(static_cast<int>(i))->type();
-        if (!a->type()->Equals(*want)) {
-          ARROW_ASSIGN_OR_RAISE(auto cast, cp::Cast(*a, want));
-          a = cast;
-        }
-        arrays.push_back(std::move(a));
-      }
-      batches.push_back(arrow::RecordBatch::Make(out_schema, batch->num_rows(), arrays));
+    if (batch->num_rows() == 0) return arrow::Status::OK();
+    arrow::ArrayVector cols;
+    for (int i : out_idx) cols.push_back(batch->column(i));
+    batches.push_back(arrow::RecordBatch::Make(out_schema, batch->num_rows(), cols));
+    return arrow::Status::OK();
+  };
+  std::size_t run_start = 0;
+  int64_t run_rows = 0;
+  for (std::size_t k = 0; k < pieces.size(); ++k) {
+    if (pieces[k].length >= kCopyBelowRows) {
+      ARROW_RETURN_NOT_OK(emit(run_start, k));
+      ARROW_RETURN_NOT_OK(emit(k, k + 1));
+      run_start = k + 1;
+      run_rows = 0;
+      continue;
+    }
+    run_rows += pieces[k].length;
+    if (run_rows >= kChunkRows) {
+      ARROW_RETURN_NOT_OK(emit(run_start, k + 1));
+      run_start = k + 1;
+      run_rows = 0;
     }
   }
+  ARROW_RETURN_NOT_OK(emit(run_start, pieces.size()));
+
   std::shared_ptr<arrow::Table> table;
   if (batches.empty()) {
     ARROW_ASSIGN_OR_RAISE(table, arrow::Table::MakeEmpty(out_schema));

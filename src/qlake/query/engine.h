@@ -6,7 +6,10 @@
 //
 //  1. prunes by date: only the commit records of days in [from, to] are opened (the
 //     record listing is one directory listing; parsed records are cached by name, size
-//     and modification time);
+//     and modification time). On a local file system the listing itself is kept while
+//     the commits folder's modification time is unchanged and was taken > 2 s after
+//     that time (so a commit within the same coarse time-stamp tick cannot hide): a
+//     warm query then costs one stat for its days;
 //  2. prunes by partition: in the `original` layout, files whose `symbol=`/`underlying=`
 //     folder (unescaped with catalog::UnescapePathComponent) is not asked for are skipped
 //     without being opened;
@@ -17,10 +20,16 @@
 //     (ticker, window_start) and declare it in their sorting-columns metadata, so the
 //     rows of a symbol are one contiguous range found by binary search over the (cached,
 //     dictionary-encoded) ticker column; only that range enters the filter and the
-//     result, as a zero-copy slice;
+//     result;
 //  5. reads only the needed columns (output + condition + ticker), one decoded column
 //     chunk (column x row group) at a time, through the shared ColumnChunkCache;
 //  6. evaluates the condition (and the --session filter) on the selected rows.
+//
+// Result chunks: a row range of >= 256 rows is passed on as a zero-copy slice of the
+// cached column chunks (its own chunk); runs of shorter ranges (daily bars: one row per
+// symbol and file) are copied together into chunks of up to 64Ki rows, so that a year
+// of daily bars is one chunk rather than thousands of one-row pieces. With symbols, the
+// ticker column's dictionary is the requested symbols.
 //
 // Feature datasets ("features/stocks_daily", qlake/features/features.h) are read the same
 // way; their schema is that of their committed files.
@@ -125,25 +134,40 @@ class Engine {
  private:
   Engine(std::shared_ptr<lake::Lake> lake, EngineOptions options);
 
+  using RecordPtr = std::shared_ptr<const lake::CommitRecord>;
+  // The commit records of a dataset's folder, sorted by day.
+  struct Listing {
+    struct Entry {
+      Date day;
+      std::string path;
+      int64_t size;
+      int64_t mtime_ns;
+    };
+    std::vector<Entry> entries;
+    int64_t dir_mtime_ns = 0;  // local file systems: the folder's time when listed
+    bool trusted = false;      // listed > 2 s after dir_mtime_ns: reusable while it holds
+  };
+
   // The lake schema of a raw dataset, or a committed file's schema for features/<x>.
   arrow::Result<std::shared_ptr<arrow::Schema>> DatasetSchema(
-      const std::string& dataset, const std::vector<lake::CommitRecord>& records,
+      const std::string& dataset, const std::vector<RecordPtr>& records,
       QueryStats* stats);
-  arrow::Result<std::vector<lake::CommitRecord>> Records(const std::string& dataset,
-                                                         Date from, Date to,
-                                                         QueryStats* stats);
+  arrow::Result<std::shared_ptr<const Listing>> ListRecords(const std::string& dataset);
+  arrow::Result<std::vector<RecordPtr>> Records(const std::string& dataset, Date from,
+                                                Date to, QueryStats* stats);
 
   std::shared_ptr<lake::Lake> lake_;
   EngineOptions options_;
   std::shared_ptr<ColumnChunkCache> cache_;
 
-  std::mutex mu_;  // guards the two maps below
+  std::mutex mu_;  // guards the maps below
   struct CachedRecord {
     int64_t size;
     int64_t mtime_ns;
-    lake::CommitRecord record;
+    RecordPtr record;
   };
   std::unordered_map<std::string, CachedRecord> records_;
+  std::unordered_map<std::string, std::shared_ptr<const Listing>> listings_;
   std::unordered_map<std::string, std::shared_ptr<FileState>> files_;
 
  public:

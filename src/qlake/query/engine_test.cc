@@ -5,6 +5,7 @@
 
 #include <unistd.h>
 
+#include <chrono>
 #include <filesystem>
 
 #include <arrow/array.h>
@@ -109,6 +110,19 @@ class EngineTest : public ::testing::Test {
     return out;
   }
 
+  std::vector<std::string> Tickers(const arrow::Table& t) {
+    std::vector<std::string> out;
+    auto col = t.GetColumnByName("ticker");
+    for (const auto& chunk : col->chunks()) {
+      const auto& d = static_cast<const arrow::DictionaryArray&>(*chunk);
+      const auto& dict = static_cast<const arrow::StringArray&>(*d.dictionary());
+      for (int64_t i = 0; i < d.length(); ++i) {
+        out.push_back(std::string(dict.GetView(d.GetValueIndex(i))));
+      }
+    }
+    return out;
+  }
+
   std::filesystem::path dir_;
   std::shared_ptr<lake::Lake> lake_;
 };
@@ -176,6 +190,60 @@ TEST_F(EngineTest, Errors) {
   q = Q({"A"});
   std::swap(q.from, q.to);
   EXPECT_NE(engine->Query(q).status().message().find("is after"), std::string::npos);
+}
+
+TEST_F(EngineTest, ShortPiecesAreCopiedIntoOneChunk) {
+  auto engine = Engine::Make(lake_).ValueOrDie();
+  // Five slices of 1-3 rows from four row groups of two files: one chunk per column.
+  auto r = engine->Query(Q({"C", "B"})).ValueOrDie();
+  for (const auto& col : r.table->columns()) EXPECT_EQ(col->num_chunks(), 1);
+  EXPECT_EQ(Tickers(*r.table),
+            (std::vector<std::string>{"B", "B", "B", "B", "C", "C", "C"}));
+  EXPECT_TRUE(r.table->schema()->GetFieldByName("ticker")->type()->Equals(
+      arrow::dictionary(arrow::int32(), arrow::utf8())));
+  ASSERT_TRUE(r.table->ValidateFull().ok());
+  // Whole row groups (no symbols) with their own dictionaries, filtered.
+  auto q = Q({});
+  q.where = "volume != 50";
+  r = engine->Query(q).ValueOrDie();
+  EXPECT_EQ(Tickers(*r.table),
+            (std::vector<std::string>{"A", "A", "B", "B", "C", "C", "B", "C"}));
+  EXPECT_EQ(Volumes(*r.table), (std::vector<int64_t>{10, 20, 30, 40, 60, 70, 80, 90}));
+  ASSERT_TRUE(r.table->ValidateFull().ok());
+  // Symbols and a condition on the symbol column: only the condition filters.
+  q = Q({"A", "C"});
+  q.where = "ticker != 'A' or volume > 10";
+  q.columns = {"volume"};
+  r = engine->Query(q).ValueOrDie();
+  EXPECT_EQ(Volumes(*r.table), (std::vector<int64_t>{20, 60, 70, 90}));
+  EXPECT_EQ(r.table->num_columns(), 1);
+}
+
+TEST_F(EngineTest, SeesNewCommitsWhileTheRecordListingIsCached) {
+  auto engine = Engine::Make(lake_).ValueOrDie();
+  auto commits = dir_ / "_qlake" / "stocks_daily" / "commits";
+  ASSERT_TRUE(std::filesystem::is_directory(commits));
+  EXPECT_EQ(engine->Query(Q({"B"})).ValueOrDie().stats.days, 2);
+  // A commit right after a listing (the folder's time is too recent to trust).
+  AddDay("2025-01-06", R"([
+      {"ticker":"B","volume":100,"open":1,"close":1,"high":1,"low":1,"window_start":1736121600000000000,"transactions":1,"date":20094,"flags":0}])");
+  auto r = engine->Query(Q({"B"})).ValueOrDie();
+  EXPECT_EQ(Volumes(*r.table), (std::vector<int64_t>{30, 40, 50, 80, 100}));
+  // A listing taken long after the folder last changed is reused until it changes.
+  std::filesystem::last_write_time(
+      commits, std::filesystem::last_write_time(commits) - std::chrono::seconds(30));
+  EXPECT_EQ(engine->Query(Q({"B"})).ValueOrDie().stats.days, 3);
+  EXPECT_EQ(engine->Query(Q({"B"})).ValueOrDie().stats.days, 3);
+  AddDay("2025-01-07", R"([
+      {"ticker":"B","volume":110,"open":1,"close":1,"high":1,"low":1,"window_start":1736208000000000000,"transactions":1,"date":20095,"flags":0}])");
+  r = engine->Query(Q({"B"})).ValueOrDie();
+  EXPECT_EQ(r.stats.days, 4);
+  EXPECT_EQ(Volumes(*r.table), (std::vector<int64_t>{30, 40, 50, 80, 100, 110}));
+  // A re-ingested day replaces its record: the new file is read, not the cached one.
+  AddDay("2025-01-07", R"([
+      {"ticker":"B","volume":120,"open":1,"close":1,"high":1,"low":1,"window_start":1736208000000000000,"transactions":1,"date":20095,"flags":0}])");
+  r = engine->Query(Q({"B"})).ValueOrDie();
+  EXPECT_EQ(Volumes(*r.table), (std::vector<int64_t>{30, 40, 50, 80, 100, 120}));
 }
 
 }  // namespace
