@@ -36,6 +36,7 @@ __all__ = [
     "cache_stats",
     "set_cache_bytes",
     "clear_cache",
+    "memory_stats",
     "__version__",
 ]
 
@@ -219,7 +220,18 @@ def clear_cache() -> None:
 
 
 def reset_cache_counters() -> None:
+    """Sets the cache's hit, miss and eviction counters to zero."""
     _qlake.reset_cache_counters()
+
+
+def memory_stats() -> dict:
+    """The process's memory monitor, which shrinks the cache under memory pressure (half
+    its budget at the warn tier, a quarter and emptied at critical; configuration keys
+    memory.limit, memory.warn_fraction, memory.act_fraction, memory.sample_interval_ms):
+    ``monitor`` (running or not), ``budget`` (bytes), ``error`` (why not running) and,
+    when running, ``tier`` ("normal", "warn", "critical"), ``rss``, ``peak_rss``,
+    ``pressure``, ``escalations``, ``samples``."""
+    return _qlake.memory_stats()
 
 
 atexit.register(_qlake._finalize)

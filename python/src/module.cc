@@ -29,6 +29,7 @@
 #include <nanobind/stl/vector.h>
 
 #include "qlake/core/config.h"
+#include "qlake/core/memory_monitor.h"
 #include "qlake/core/status.h"
 #include "qlake/core/system_profile.h"
 #include "qlake/core/version.h"
@@ -91,11 +92,94 @@ nb::object ExportTable(const std::shared_ptr<arrow::Table>& table) {
   return nb::steal(cap);
 }
 
-// One decoded-chunk cache for every Lake of the process.
+// Process-wide state: one decoded-chunk cache for every Lake of the process, sized by the
+// configuration (query.cache_bytes: file, environment, machine profile), and a memory
+// monitor (memory.limit, memory.warn_fraction, memory.act_fraction,
+// memory.sample_interval_ms) that shrinks it under pressure: half its budget at the warn
+// tier, empty and a quarter at critical (ColumnChunkCache::OnMemoryTier). Made on first
+// use; the monitor's thread is stopped by _finalize (atexit), never by a static
+// destructor. Leaked on purpose: Python may still hold tables whose buffers the cache
+// shares.
+struct Process {
+  std::shared_ptr<qlake::query::ColumnChunkCache> cache;
+  std::unique_ptr<qlake::MemoryMonitor> monitor;
+  qlake::MemoryMonitor::Registration registration;
+  uint64_t budget = 0;
+  std::string monitor_error;  // why there is no monitor, if there is none
+};
+
+std::mutex g_process_mu;
+Process* g_process = nullptr;
+
+Process& GetProcess() {
+  std::lock_guard<std::mutex> lock(g_process_mu);
+  if (g_process != nullptr) return *g_process;
+  auto* p = new Process;
+  auto profile = qlake::ProbeSystem();
+  qlake::Config cfg = qlake::Config::Defaults();
+  if (profile.ok()) {
+    qlake::ConfigLoadOptions load;
+    load.profile = *profile;
+    auto loaded = qlake::Config::Load(load);
+    if (loaded.ok()) {
+      cfg = std::move(*loaded);
+    } else {
+      p->monitor_error = loaded.status().ToString();
+    }
+  } else {
+    p->monitor_error = profile.status().ToString();
+  }
+  p->cache = std::make_shared<qlake::query::ColumnChunkCache>(
+      cfg.GetInt("query.cache_bytes").ValueOr(int64_t{512} << 20));
+  if (profile.ok() && p->monitor_error.empty()) {
+    auto run = [&]() -> arrow::Status {
+      ARROW_ASSIGN_OR_RAISE(auto mo,
+                            qlake::MemoryMonitorOptions::FromConfig(cfg, *profile));
+      p->budget = mo.budget_bytes;
+      ARROW_ASSIGN_OR_RAISE(p->monitor, qlake::MemoryMonitor::Make(std::move(mo)));
+      auto cache = p->cache;
+      p->registration = p->monitor->Register(
+          [cache](const qlake::MemoryEvent& e) { cache->OnMemoryTier(e.tier); });
+      return p->monitor->Start();
+    };
+    if (auto st = run(); !st.ok()) {
+      p->monitor_error = st.ToString();
+      p->registration.Reset();
+      p->monitor.reset();
+    }
+  }
+  g_process = p;
+  return *p;
+}
+
 std::shared_ptr<qlake::query::ColumnChunkCache> SharedCache() {
-  static auto cache = std::make_shared<qlake::query::ColumnChunkCache>(
-      qlake::Config::Defaults().GetInt("query.cache_bytes").ValueOr(int64_t{512} << 20));
-  return cache;
+  return GetProcess().cache;
+}
+
+nb::dict MemoryStats() {
+  Process& p = GetProcess();
+  nb::dict d;
+  d["monitor"] = p.monitor != nullptr;
+  d["budget"] = p.budget;
+  d["error"] = p.monitor_error;
+  if (p.monitor) {
+    auto s = p.monitor->stats();
+    d["tier"] = std::string(qlake::MemoryTierName(s.tier));
+    d["rss"] = s.rss;
+    d["peak_rss"] = s.peak_rss;
+    d["pressure"] = s.pressure;
+    d["escalations"] = s.escalations;
+    d["samples"] = s.samples;
+  }
+  return d;
+}
+
+void StopMonitor() {
+  std::lock_guard<std::mutex> lock(g_process_mu);
+  if (g_process == nullptr) return;
+  g_process->registration.Reset();
+  g_process->monitor.reset();  // joins the sampling thread
+  g_process->monitor_error = "stopped";
 }
 
 nb::dict StatsDict(const qlake::query::QueryStats& s) {
@@ -293,7 +377,9 @@ NB_MODULE(_qlake, m) {
         "layout"_a, "symbols"_a, "mode"_a, "parallel"_a, "reference_reader"_a);
   // S3 must be finalized before the interpreter unloads the module (never from a C++
   // static destructor): the package registers this with atexit.
+  m.def("memory_stats", &MemoryStats);
   m.def("_finalize", []() {
+    StopMonitor();
     auto st = arrow::fs::EnsureS3Finalized();
     (void)st;
   });

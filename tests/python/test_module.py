@@ -185,3 +185,40 @@ def test_pip_install_in_fresh_venv(tmp_path, query_lakes):
     )
     run = subprocess.run([str(py), "-c", code], capture_output=True, text=True, cwd=tmp_path)
     assert run.returncode == 0 and run.stdout.startswith("ok"), run.stdout + run.stderr
+
+
+def _cache_under_memory_limit(qlake_module, lake, home, limit):
+    """Runs a read in a new process whose memory.limit is `limit`; returns what it saw."""
+    code = (
+        "import json, sys, time\n"
+        f"sys.path.insert(0, {str(Path(qlake_module.__file__).parents[1])!r})\n"
+        "import qlake\n"
+        f"t = qlake.query({str(lake)!r}, 'stocks_minute', ['AAPL', 'MSFT'], '2025-01-02', "
+        "'2025-01-08')\n"
+        "time.sleep(0.5)\n"
+        "print(json.dumps(dict(rows=t.num_rows, cache=qlake.cache_stats(), "
+        "memory=qlake.memory_stats())))\n"
+    )
+    env = {k: v for k, v in os.environ.items() if not k.startswith("QLAKE_")}
+    env.update(HOME=str(home), XDG_CONFIG_HOME=str(home / "xdg"),
+               QLAKE_MEMORY__LIMIT=limit, QLAKE_MEMORY__SAMPLE_INTERVAL_MS="10",
+               QLAKE_QUERY__CACHE_BYTES="256MiB")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          env=env, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    import json
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def test_cache_shrinks_under_memory_pressure(qlake_module, query_lakes, tmp_path):
+    """The process-wide cache obeys the memory monitor: with a budget the interpreter
+    alone exceeds (64 MiB) the tier is critical and the cache keeps at most a quarter of
+    query.cache_bytes; with a roomy budget it keeps what it read."""
+    tight = _cache_under_memory_limit(qlake_module, query_lakes["daily"], tmp_path, "64MiB")
+    assert tight["memory"]["monitor"] and tight["memory"]["budget"] == 64 << 20
+    assert tight["memory"]["tier"] == "critical" and tight["memory"]["escalations"] >= 1
+    assert tight["cache"]["capacity"] == (256 << 20) // 4
+    roomy = _cache_under_memory_limit(qlake_module, query_lakes["daily"], tmp_path, "64GiB")
+    assert roomy["rows"] == tight["rows"] > 0
+    assert roomy["memory"]["tier"] == "normal"
+    assert roomy["cache"]["capacity"] == 256 << 20 and roomy["cache"]["entries"] > 0
