@@ -33,6 +33,8 @@ __all__ = [
     "Lake",
     "query",
     "ingest",
+    "qlib_export",
+    "sync",
     "cache_stats",
     "set_cache_bytes",
     "clear_cache",
@@ -200,6 +202,82 @@ def ingest(
     if check and not report["ok"]:
         failures = "; ".join(f"{d['date']}: {d['error']}" for d in report["days"] if not d["ok"])
         raise RuntimeError(f"{report['error']} ({failures})" if failures else report["error"])
+    return report
+
+
+def qlib_export(
+    out: str,
+    lake: Optional[str] = None,
+    freq: str = "day",
+    start: Optional[DateLike] = None,
+    end: Optional[DateLike] = None,
+    symbols: Symbols = None,
+    market: Optional[str] = None,
+    session: str = "regular",
+    fields: Symbols = None,
+    rebuild: bool = False,
+    batch_mb: int = 256,
+    fsync: bool = True,
+) -> dict:
+    """Create or update the Qlib provider directory ``out`` from the lake, like
+    ``qlake qlib export`` (docs/qlib.md), with the same options: ``lake`` (default: config
+    lake.root), ``freq`` ("day" from stocks_daily, "1min" from stocks_minute), ``start`` /
+    ``end`` (``--from``/``--to``; default: the store's first day and the lake's
+    watermark), ``symbols``, ``market``, ``session`` ("regular"/"extended", 1min),
+    ``fields`` (extra lake or feature columns), ``rebuild``, ``batch_mb``, ``fsync``
+    (``--no-fsync`` is ``fsync=False``). Returns the report (the keys of ``--json``).
+    Raises ``ValueError`` for bad options or missing lake days, ``OSError`` for I/O."""
+    return _qlake.qlib_export(
+        str(out),
+        str(lake or ""),
+        str(freq),
+        "" if start is None else _date(start, "start"),
+        "" if end is None else _date(end, "end"),
+        _names(symbols, "symbols"),
+        str(market or ""),
+        str(session),
+        _names(fields, "fields"),
+        bool(rebuild),
+        int(batch_mb),
+        bool(fsync),
+    )
+
+
+def sync(
+    project: Optional[str] = None,
+    source: Optional[str] = None,
+    lake: Optional[str] = None,
+    datasets: Symbols = None,
+    qlib: Symbols = None,
+    metrics_file: Optional[str] = None,
+    jobs: Optional[int] = None,
+    now: Optional[str] = None,
+    check: bool = True,
+) -> dict:
+    """Bring the lake up to the latest published day, like ``qlake sync`` (docs/pipeline.md),
+    with the same options: ``project`` (default ./qlake.yaml if it exists), ``source``,
+    ``lake``, ``datasets``, ``qlib`` (stores "DIR[:day|1min[:dataset]]", a list),
+    ``metrics_file``, ``jobs``, ``now`` (Unix seconds or "YYYY-MM-DDTHH:MM:SSZ"). Returns
+    the run report (what ``qlake sync --json`` prints). Raises ``ValueError`` for bad
+    options, ``RuntimeError`` when another run holds the lake's lock, and, with ``check``
+    (default), the exception of the run's failure (the message the CLI prints) when a day
+    failed; with ``check=False`` the report says so (``report["status"]``)."""
+    import json as _json
+
+    text, error = _qlake.sync(
+        str(project or ""),
+        str(source or ""),
+        str(lake or ""),
+        ",".join(_names(datasets, "datasets")),
+        _names(qlib, "qlib") if not isinstance(qlib, str) else [qlib],
+        str(metrics_file or ""),
+        int(jobs or 0),
+        str(now or ""),
+        bool(check),
+    )
+    report = _json.loads(text)
+    if error:
+        report.setdefault("error", error)
     return report
 
 

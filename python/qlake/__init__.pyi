@@ -50,6 +50,31 @@ def ingest(
     reference_reader: bool = False,
     check: bool = True,
 ) -> dict: ...
+def qlib_export(
+    out: str,
+    lake: Optional[str] = None,
+    freq: str = "day",
+    start: Optional[DateLike] = None,
+    end: Optional[DateLike] = None,
+    symbols: Symbols = None,
+    market: Optional[str] = None,
+    session: str = "regular",
+    fields: Symbols = None,
+    rebuild: bool = False,
+    batch_mb: int = 256,
+    fsync: bool = True,
+) -> dict: ...
+def sync(
+    project: Optional[str] = None,
+    source: Optional[str] = None,
+    lake: Optional[str] = None,
+    datasets: Symbols = None,
+    qlib: Symbols = None,
+    metrics_file: Optional[str] = None,
+    jobs: Optional[int] = None,
+    now: Optional[str] = None,
+    check: bool = True,
+) -> dict: ...
 def cache_stats() -> dict: ...
 def set_cache_bytes(n: int) -> None: ...
 def clear_cache() -> None: ...

@@ -16,6 +16,7 @@
 #include <mutex>
 #include <optional>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include <arrow/array.h>
@@ -34,6 +35,9 @@
 #include "qlake/core/system_profile.h"
 #include "qlake/core/version.h"
 #include "qlake/ingest/ingest.h"
+#include "qlake/pipeline/options.h"
+#include "qlake/pipeline/pipeline.h"
+#include "qlake/qlib/export.h"
 #include "qlake/query/engine.h"
 
 namespace nb = nanobind;
@@ -355,6 +359,121 @@ nb::dict Ingest(const std::string& dataset, const std::string& start,
   return out;
 }
 
+// Loads the configuration as the CLI does (file, environment, machine profile), with
+// `lake` (if not empty) set as a flag.
+arrow::Result<std::pair<qlake::Config, qlake::SystemProfile>> LoadConfig(
+    const std::string& lake) {
+  ARROW_ASSIGN_OR_RAISE(auto profile, qlake::ProbeSystem());
+  qlake::ConfigLoadOptions load;
+  load.profile = profile;
+  ARROW_ASSIGN_OR_RAISE(auto cfg, qlake::Config::Load(load));
+  ARROW_RETURN_NOT_OK(cfg.ApplyModeDefaults(profile.usable_cores));
+  if (!lake.empty()) {
+    ARROW_RETURN_NOT_OK(cfg.Set("lake.root", lake, qlake::ConfigSource::kFlag, "lake="));
+  }
+  return std::make_pair(std::move(cfg), std::move(profile));
+}
+
+nb::dict QlibExport(const std::string& out, const std::string& lake,
+                    const std::string& freq, const std::string& start,
+                    const std::string& end, const std::vector<std::string>& symbols,
+                    const std::string& market, const std::string& session,
+                    const std::vector<std::string>& fields, bool rebuild,
+                    int64_t batch_mb, bool fsync) {
+  qlake::qlib::ExportReport r;
+  arrow::Status st;
+  {
+    nb::gil_scoped_release release;
+    auto run = [&]() -> arrow::Status {
+      ARROW_ASSIGN_OR_RAISE(auto loaded, LoadConfig(lake));
+      qlake::qlib::ExportOptions o;
+      ARROW_ASSIGN_OR_RAISE(o.lake, loaded.first.GetString("lake.root"));
+      if (out.empty()) return arrow::Status::Invalid("qlib export: no out folder");
+      o.out = out;
+      ARROW_ASSIGN_OR_RAISE(o.freq, qlake::qlib::ParseFreq(freq));
+      if (!start.empty()) {
+        ARROW_ASSIGN_OR_RAISE(o.from, qlake::ParseDate(start));
+      }
+      if (!end.empty()) {
+        ARROW_ASSIGN_OR_RAISE(o.to, qlake::ParseDate(end));
+      }
+      o.symbols = symbols;
+      o.market = market;
+      ARROW_ASSIGN_OR_RAISE(o.session, qlake::qlib::ParseSessionMode(session));
+      o.fields = fields;
+      o.rebuild = rebuild;
+      if (batch_mb < 1 || batch_mb > 65536) {
+        return arrow::Status::Invalid("batch_mb ", batch_mb, " not in [1, 65536]");
+      }
+      o.batch_bytes = batch_mb << 20;
+      o.fsync = fsync;
+      ARROW_ASSIGN_OR_RAISE(r, qlake::qlib::Export(o));
+      return arrow::Status::OK();
+    };
+    st = run();
+  }
+  if (!st.ok()) Raise(st);
+  nb::dict d;
+  d["out"] = r.out;
+  d["freq"] = r.freq;
+  d["rebuilt"] = r.rebuilt;
+  d["days_appended"] = r.days_appended;
+  d["days_rewritten"] = r.days_rewritten;
+  d["symbols"] = r.symbols;
+  d["symbols_touched"] = r.symbols_touched;
+  d["bars"] = r.bars;
+  d["bytes_written"] = r.bytes_written;
+  d["calendar_rows"] = r.calendar_rows;
+  d["first_day"] = r.first_day;
+  d["last_day"] = r.last_day;
+  d["recovered"] = r.recovered;
+  d["seconds"] = r.seconds;
+  return d;
+}
+
+// Returns (report as JSON text, status message or "" when the run succeeded); raises for
+// errors before the run (bad options, lock held) and, with `check`, for a failed run.
+nb::tuple Sync(const std::string& project, const std::string& source,
+               const std::string& lake, const std::string& datasets,
+               const std::vector<std::string>& qlib, const std::string& metrics_file,
+               int jobs, const std::string& now, bool check) {
+  std::string json;
+  arrow::Status st, run_status;
+  {
+    nb::gil_scoped_release release;
+    auto run = [&]() -> arrow::Status {
+      ARROW_ASSIGN_OR_RAISE(auto loaded, LoadConfig(""));
+      qlake::pipeline::PipelineArgs args;
+      args.project = project;
+      args.source = source;
+      args.lake = lake;
+      args.datasets = datasets;
+      args.metrics_file = metrics_file;
+      args.now = now;
+      args.jobs = jobs;
+      args.qlib = qlib;
+      ARROW_ASSIGN_OR_RAISE(auto o, qlake::pipeline::MakePipelineOptions(
+                                        args, loaded.first, loaded.second));
+      std::vector<std::string> only;
+      if (!o.project.file.empty()) only = qlake::pipeline::SplitCommaList(datasets);
+      ARROW_ASSIGN_OR_RAISE(auto report, qlake::pipeline::Sync(o, only));
+      json = report.ToJson().dump();
+      run_status = report.ToStatus();
+      return arrow::Status::OK();
+    };
+    st = run();
+  }
+  if (!st.ok()) Raise(st);
+  if (check && !run_status.ok()) Raise(run_status);
+  std::string error;
+  if (!run_status.ok()) {
+    error = qlake::FormatCliError(run_status);
+    constexpr std::string_view kPrefix = "qlake: error: ";
+    if (error.rfind(kPrefix, 0) == 0) error = error.substr(kPrefix.size());
+  }
+  return nb::make_tuple(json, error);
+}
+
 }  // namespace
 
 NB_MODULE(_qlake, m) {
@@ -378,6 +497,11 @@ NB_MODULE(_qlake, m) {
   // S3 must be finalized before the interpreter unloads the module (never from a C++
   // static destructor): the package registers this with atexit.
   m.def("memory_stats", &MemoryStats);
+  m.def("qlib_export", &QlibExport, "out"_a, "lake"_a, "freq"_a, "start"_a, "end"_a,
+        "symbols"_a, "market"_a, "session"_a, "fields"_a, "rebuild"_a, "batch_mb"_a,
+        "fsync"_a);
+  m.def("sync", &Sync, "project"_a, "source"_a, "lake"_a, "datasets"_a, "qlib"_a,
+        "metrics_file"_a, "jobs"_a, "now"_a, "check"_a);
   m.def("_finalize", []() {
     StopMonitor();
     auto st = arrow::fs::EnsureS3Finalized();

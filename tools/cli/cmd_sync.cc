@@ -11,6 +11,7 @@
 
 #include "command.h"
 #include "pipeline_flags.h"
+#include "qlake/pipeline/options.h"
 #include "qlake/pipeline/pipeline.h"
 
 namespace qlake::cli {
@@ -53,23 +54,8 @@ Runner SetupSync(CLI::App& app) {
   return [f, qlib](Context& ctx) -> arrow::Status {
     ARROW_ASSIGN_OR_RAISE(auto o, MakePipelineOptions(*f, ctx));
     for (const auto& q : *qlib) {
-      pipeline::QlibStoreSpec s;
-      auto parts = SplitCommaList(q);  // no commas expected; keep the whole text
-      std::string text = q;
-      auto c1 = text.find(':');
-      s.path = text.substr(0, c1);
-      if (c1 != std::string::npos) {
-        auto c2 = text.find(':', c1 + 1);
-        s.freq = text.substr(c1 + 1,
-                             c2 == std::string::npos ? std::string::npos : c2 - c1 - 1);
-        if (c2 != std::string::npos) s.dataset = text.substr(c2 + 1);
-      }
-      if (s.freq != "day" && s.freq != "1min") {
-        return arrow::Status::Invalid("--qlib '", q, "': freq must be day or 1min");
-      }
-      if (s.dataset.empty())
-        s.dataset = s.freq == "day" ? "stocks_daily" : "stocks_minute";
-      o.project.qlib.push_back(std::move(s));
+      ARROW_ASSIGN_OR_RAISE(auto spec, pipeline::ParseQlibStore(q));
+      o.project.qlib.push_back(std::move(spec));
     }
     std::vector<std::string> only;
     if (!o.project.file.empty()) only = SplitCommaList(f->datasets);

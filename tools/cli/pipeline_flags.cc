@@ -1,49 +1,11 @@
 #include "pipeline_flags.h"
 
-#include <cstdio>
-#include <filesystem>
-
-#include <spdlog/spdlog.h>
-
-#include "qlake/core/dates.h"
-#include "qlake/ingest/layout.h"
-#include "qlake/io/filesystem.h"
+#include "qlake/pipeline/options.h"
 
 namespace qlake::cli {
 
-namespace {
-
-// "1767225600" or "2026-01-01T00:00:00Z" -> Unix seconds.
-arrow::Result<int64_t> ParseNow(const std::string& s) {
-  int y, mo, d, h, mi, sec = 0;
-  char z = 0;
-  if (std::sscanf(s.c_str(), "%d-%d-%dT%d:%d:%d%c", &y, &mo, &d, &h, &mi, &sec, &z) >=
-      5) {
-    ARROW_ASSIGN_OR_RAISE(Date day, ParseDate(s.substr(0, 10)));
-    return static_cast<int64_t>(ToDate32(day)) * 86400 + h * 3600 + mi * 60 + sec;
-  }
-  try {
-    std::size_t used = 0;
-    int64_t v = std::stoll(s, &used);
-    if (used == s.size()) return v;
-  } catch (const std::exception&) {
-  }
-  return arrow::Status::Invalid("--now '", s,
-                                "': expected Unix seconds or YYYY-MM-DDTHH:MM:SSZ (UTC)");
-}
-
-}  // namespace
-
 std::vector<std::string> SplitCommaList(const std::string& s) {
-  std::vector<std::string> out;
-  std::size_t pos = 0;
-  while (pos <= s.size()) {
-    auto comma = s.find(',', pos);
-    if (comma == std::string::npos) comma = s.size();
-    if (comma > pos) out.push_back(s.substr(pos, comma - pos));
-    pos = comma + 1;
-  }
-  return out;
+  return pipeline::SplitCommaList(s);
 }
 
 void AddPipelineFlags(CLI::App& app, PipelineFlags& f, bool writes) {
@@ -70,82 +32,16 @@ void AddPipelineFlags(CLI::App& app, PipelineFlags& f, bool writes) {
 
 arrow::Result<pipeline::PipelineOptions> MakePipelineOptions(const PipelineFlags& f,
                                                              Context& ctx) {
-  pipeline::PipelineOptions o;
-  auto& cfg = ctx.config;
-  std::string file = f.project;
-  if (file.empty() && std::filesystem::exists("qlake.yaml")) file = "qlake.yaml";
-  if (!file.empty()) {
-    ARROW_ASSIGN_OR_RAISE(o.project, pipeline::LoadProject(file));
-    ARROW_RETURN_NOT_OK(o.project.ApplyConfig(cfg));
-    ARROW_RETURN_NOT_OK(cfg.ApplyModeDefaults(ctx.profile.usable_cores));
-  } else {
-    ARROW_ASSIGN_OR_RAISE(o.project.source, cfg.GetString("source.root"));
-    ARROW_ASSIGN_OR_RAISE(o.project.lake, cfg.GetString("lake.root"));
-  }
-  if (!f.source.empty()) o.project.source = f.source;
-  if (!f.lake.empty()) o.project.lake = f.lake;
-  if (!f.cache.empty()) {
-    o.project.cache = std::filesystem::absolute(f.cache).lexically_normal().string();
-  }
-  if (o.project.lake.empty()) {
-    return arrow::Status::Invalid(
-        "no lake: pass --lake DIR|URI, set lake.root, or write a "
-        "project file with qlake init");
-  }
-  if (file.empty() && !f.datasets.empty()) {
-    for (const auto& n : SplitCommaList(f.datasets))
-      o.project.datasets.push_back({n, {}});
-  }
-  if (!f.metrics_file.empty()) o.metrics_file = f.metrics_file;
-  if (!f.now.empty()) {
-    ARROW_ASSIGN_OR_RAISE(auto now, ParseNow(f.now));
-    o.now_unix = now;
-  }
-
-  auto& in = o.ingest;
-  ARROW_ASSIGN_OR_RAISE(in.parquet.compression, cfg.GetString("ingest.compression"));
-  ARROW_ASSIGN_OR_RAISE(auto level, cfg.GetInt("ingest.compression_level"));
-  in.parquet.compression_level = static_cast<int>(level);
-  ARROW_ASSIGN_OR_RAISE(in.parquet.row_group_rows, cfg.GetInt("ingest.row_group_rows"));
-  ARROW_ASSIGN_OR_RAISE(in.reader.chunk_rows, cfg.GetInt("ingest.chunk_rows"));
-  in.layout = ingest::LayoutKind::kDaily;
-  ARROW_ASSIGN_OR_RAISE(auto parallel, cfg.GetInt("ingest.parallel_files"));
-  o.jobs = f.jobs > 0 ? f.jobs : static_cast<int>(parallel);
-  auto& fo = o.features;
-  ARROW_ASSIGN_OR_RAISE(auto window, cfg.GetInt("features.relative_volume_window"));
-  ARROW_ASSIGN_OR_RAISE(auto minp, cfg.GetInt("features.relative_volume_min_periods"));
-  ARROW_ASSIGN_OR_RAISE(auto bars, cfg.GetInt("features.velocity_bars"));
-  fo.params.relative_volume_window = static_cast<int>(window);
-  fo.params.relative_volume_min_periods = static_cast<int>(minp);
-  fo.params.velocity_bars = static_cast<int>(bars);
-  ARROW_ASSIGN_OR_RAISE(fo.params.liquid_dollar_volume,
-                        cfg.GetDouble("features.liquid_dollar_volume"));
-  fo.parquet = in.parquet;
-  ARROW_ASSIGN_OR_RAISE(auto fpar, cfg.GetInt("features.parallel_days"));
-  fo.parallel_days = static_cast<int>(fpar);
-  // The fetch stage (project `cache:`): the same settings as `qlake fetch`.
-  auto& fe = o.fetch;
-  ARROW_ASSIGN_OR_RAISE(auto retries, cfg.GetInt("fetch.retries"));
-  fe.retries = static_cast<int>(retries);
-  ARROW_ASSIGN_OR_RAISE(auto forbidden, cfg.GetInt("fetch.forbidden_retries"));
-  fe.forbidden_retries = static_cast<int>(forbidden);
-  ARROW_ASSIGN_OR_RAISE(fe.backoff_ms, cfg.GetInt("fetch.backoff_ms"));
-  ARROW_ASSIGN_OR_RAISE(fe.backoff_max_ms, cfg.GetInt("fetch.backoff_max_ms"));
-  ARROW_ASSIGN_OR_RAISE(fe.chunk_bytes, cfg.GetInt("fetch.chunk_bytes"));
-  ARROW_ASSIGN_OR_RAISE(fe.verify_gzip, cfg.GetBool("fetch.verify_gzip"));
-  // An S3 source gets the config's endpoint, timeouts, retries and credentials (the
-  // same chain as qlake fetch and ingest); only where they came from is logged.
-  if (io::IsS3Uri(o.project.source)) {
-    ARROW_ASSIGN_OR_RAISE(o.source_fs,
-                          io::OpenFileSystem(o.project.source, cfg, &o.source_root));
-    ARROW_ASSIGN_OR_RAISE(auto creds, io::ResolveS3Credentials(cfg));
-    spdlog::info("source {}: credentials from {}", o.project.source, creds.source);
-  }
-  ARROW_ASSIGN_OR_RAISE(auto limit, cfg.GetInt("memory.limit"));
-  o.memory_budget = static_cast<uint64_t>(limit);
-  ARROW_ASSIGN_OR_RAISE(o.memory_warn_fraction, cfg.GetDouble("memory.warn_fraction"));
-  ARROW_ASSIGN_OR_RAISE(o.memory_act_fraction, cfg.GetDouble("memory.act_fraction"));
-  return o;
+  pipeline::PipelineArgs args;
+  args.project = f.project;
+  args.source = f.source;
+  args.lake = f.lake;
+  args.cache = f.cache;
+  args.datasets = f.datasets;
+  args.metrics_file = f.metrics_file;
+  args.now = f.now;
+  args.jobs = f.jobs;
+  return pipeline::MakePipelineOptions(args, ctx.config, ctx.profile);
 }
 
 }  // namespace qlake::cli
