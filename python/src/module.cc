@@ -105,6 +105,7 @@ nb::object ExportTable(const std::shared_ptr<arrow::Table>& table) {
 // destructor. Leaked on purpose: Python may still hold tables whose buffers the cache
 // shares.
 struct Process {
+  qlake::Config config = qlake::Config::Defaults();  // S3 settings of the lakes opened
   std::shared_ptr<qlake::query::ColumnChunkCache> cache;
   std::unique_ptr<qlake::MemoryMonitor> monitor;
   qlake::MemoryMonitor::Registration registration;
@@ -133,6 +134,7 @@ Process& GetProcess() {
   } else {
     p->monitor_error = profile.status().ToString();
   }
+  p->config = cfg;
   p->cache = std::make_shared<qlake::query::ColumnChunkCache>(
       cfg.GetInt("query.cache_bytes").ValueOr(int64_t{512} << 20));
   if (profile.ok() && p->monitor_error.empty()) {
@@ -205,12 +207,13 @@ nb::dict StatsDict(const qlake::query::QueryStats& s) {
 class PyLake {
  public:
   explicit PyLake(const std::string& uri) : uri_(uri) {
+    Process& p = GetProcess();
     qlake::query::EngineOptions eo;
-    eo.cache = SharedCache();
+    eo.cache = p.cache;
     arrow::Result<std::shared_ptr<qlake::query::Engine>> engine;
     {
       nb::gil_scoped_release release;
-      engine = qlake::query::Engine::Open(uri, eo);
+      engine = qlake::query::Engine::Open(uri, p.config, eo);
     }
     engine_ = Check(std::move(engine));
   }

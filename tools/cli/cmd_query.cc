@@ -106,7 +106,7 @@ Runner SetupQuery(CLI::App& app) {
 
     query::EngineOptions eo;
     ARROW_ASSIGN_OR_RAISE(eo.cache_bytes, cfg.GetInt("query.cache_bytes"));
-    ARROW_ASSIGN_OR_RAISE(auto engine, query::Engine::Open(lake_uri, eo));
+    ARROW_ASSIGN_OR_RAISE(auto engine, query::Engine::Open(lake_uri, cfg, eo));
     ARROW_ASSIGN_OR_RAISE(auto result, engine->Query(q));
 
     if (format == query::OutputFormat::kParquet) {

@@ -27,6 +27,7 @@
 #include "qlake/catalog/datasets.h"
 #include "qlake/catalog/symbols.h"
 #include "qlake/ingest/agg_day.h"
+#include "qlake/io/filesystem.h"
 #include "qlake/query/where.h"
 
 namespace qlake::query {
@@ -241,18 +242,49 @@ Engine::Engine(std::shared_ptr<lake::Lake> lake, EngineOptions options)
 
 Engine::~Engine() = default;
 
-arrow::Result<std::shared_ptr<Engine>> Engine::Open(const std::string& uri_or_path,
-                                                    EngineOptions options) {
-  lake::LakeOptions lo;
-  lo.create_root = false;
-  ARROW_ASSIGN_OR_RAISE(auto lake, lake::Lake::Open(uri_or_path, lo));
-  ARROW_ASSIGN_OR_RAISE(auto info, lake->filesystem()->GetFileInfo(lake->base_path()));
-  if (!lake->base_path().empty() && info.type() != arrow::fs::FileType::Directory) {
+namespace {
+
+arrow::Status CheckLakeFolder(const lake::Lake& lake, const std::string& uri_or_path) {
+  ARROW_ASSIGN_OR_RAISE(auto info, lake.filesystem()->GetFileInfo(lake.base_path()));
+  if (!lake.base_path().empty() && info.type() != arrow::fs::FileType::Directory) {
+    // S3 has no folders: a prefix "exists" when objects lie below it.
+    if (lake.filesystem()->type_name() == "s3" &&
+        info.type() == arrow::fs::FileType::NotFound) {
+      arrow::fs::FileSelector sel;
+      sel.base_dir = lake.base_path();
+      sel.allow_not_found = true;
+      sel.max_recursion = 0;
+      ARROW_ASSIGN_OR_RAISE(auto below, lake.filesystem()->GetFileInfo(sel));
+      if (!below.empty()) return arrow::Status::OK();
+    }
     return arrow::Status::IOError(
         "query: no lake at '", uri_or_path, "' (",
         info.type() == arrow::fs::FileType::NotFound ? "no such folder" : "not a folder",
         ")");
   }
+  return arrow::Status::OK();
+}
+
+}  // namespace
+
+arrow::Result<std::shared_ptr<Engine>> Engine::Open(const std::string& uri_or_path,
+                                                    EngineOptions options) {
+  lake::LakeOptions lo;
+  lo.create_root = false;
+  ARROW_ASSIGN_OR_RAISE(auto lake, lake::Lake::Open(uri_or_path, lo));
+  ARROW_RETURN_NOT_OK(CheckLakeFolder(*lake, uri_or_path));
+  return Make(std::move(lake), std::move(options));
+}
+
+arrow::Result<std::shared_ptr<Engine>> Engine::Open(const std::string& uri_or_path,
+                                                    const Config& config,
+                                                    EngineOptions options) {
+  lake::LakeOptions lo;
+  lo.create_root = false;
+  std::string path;
+  ARROW_ASSIGN_OR_RAISE(auto fs, io::OpenFileSystem(uri_or_path, config, &path));
+  ARROW_ASSIGN_OR_RAISE(auto lake, lake::Lake::Make(std::move(fs), path, lo));
+  ARROW_RETURN_NOT_OK(CheckLakeFolder(*lake, uri_or_path));
   return Make(std::move(lake), std::move(options));
 }
 

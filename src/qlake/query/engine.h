@@ -55,6 +55,7 @@
 #include <arrow/result.h>
 #include <arrow/table.h>
 
+#include "qlake/core/config.h"
 #include "qlake/core/dates.h"
 #include "qlake/lake/lake.h"
 #include "qlake/query/chunk_cache.h"
@@ -111,7 +112,13 @@ struct EngineOptions {
 
 class Engine {
  public:
-  /// Opens the lake at `uri_or_path` read-only (no folder is created).
+  /// Opens the lake at `uri_or_path` read-only (no folder is created). S3 lakes
+  /// (s3://bucket/prefix) use the s3.* settings of `config` (endpoint, region,
+  /// credentials: io::OpenFileSystem), as ingest does.
+  static arrow::Result<std::shared_ptr<Engine>> Open(const std::string& uri_or_path,
+                                                     const Config& config,
+                                                     EngineOptions options = {});
+  /// The same with the built-in configuration defaults (S3: Arrow's own URI handling).
   static arrow::Result<std::shared_ptr<Engine>> Open(const std::string& uri_or_path,
                                                      EngineOptions options = {});
   static arrow::Result<std::shared_ptr<Engine>> Make(std::shared_ptr<lake::Lake> lake,
