@@ -63,8 +63,7 @@ arrow::Result<QlibStoreSpec> ParseQlibStore(const std::string& text) {
   return s;
 }
 
-arrow::Result<PipelineOptions> MakePipelineOptions(const PipelineArgs& args,
-                                                   Config& cfg,
+arrow::Result<PipelineOptions> MakePipelineOptions(const PipelineArgs& args, Config& cfg,
                                                    const SystemProfile& profile) {
   PipelineOptions o;
   std::string file = args.project;
