@@ -247,6 +247,7 @@ def sync(
     project: Optional[str] = None,
     source: Optional[str] = None,
     lake: Optional[str] = None,
+    cache: Optional[str] = None,
     datasets: Symbols = None,
     qlib: Symbols = None,
     metrics_file: Optional[str] = None,
@@ -256,7 +257,7 @@ def sync(
 ) -> dict:
     """Bring the lake up to the latest published day, like ``qlake sync`` (docs/pipeline.md),
     with the same options: ``project`` (default ./qlake.yaml if it exists), ``source``,
-    ``lake``, ``datasets``, ``qlib`` (stores "DIR[:day|1min[:dataset]]", a list),
+    ``lake``, ``cache`` (fetch each day into this local flat-file cache first), ``datasets``, ``qlib`` (stores "DIR[:day|1min[:dataset]]", a list),
     ``metrics_file``, ``jobs``, ``now`` (Unix seconds or "YYYY-MM-DDTHH:MM:SSZ"). Returns
     the run report (what ``qlake sync --json`` prints). Raises ``ValueError`` for bad
     options, ``RuntimeError`` when another run holds the lake's lock, and, with ``check``
@@ -268,6 +269,7 @@ def sync(
         str(project or ""),
         str(source or ""),
         str(lake or ""),
+        str(cache or ""),
         ",".join(_names(datasets, "datasets")),
         _names(qlib, "qlib") if not isinstance(qlib, str) else [qlib],
         str(metrics_file or ""),

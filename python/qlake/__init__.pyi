@@ -68,6 +68,7 @@ def sync(
     project: Optional[str] = None,
     source: Optional[str] = None,
     lake: Optional[str] = None,
+    cache: Optional[str] = None,
     datasets: Symbols = None,
     qlib: Symbols = None,
     metrics_file: Optional[str] = None,

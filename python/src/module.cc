@@ -437,9 +437,10 @@ nb::dict QlibExport(const std::string& out, const std::string& lake,
 // Returns (report as JSON text, status message or "" when the run succeeded); raises for
 // errors before the run (bad options, lock held) and, with `check`, for a failed run.
 nb::tuple Sync(const std::string& project, const std::string& source,
-               const std::string& lake, const std::string& datasets,
-               const std::vector<std::string>& qlib, const std::string& metrics_file,
-               int jobs, const std::string& now, bool check) {
+               const std::string& lake, const std::string& cache,
+               const std::string& datasets, const std::vector<std::string>& qlib,
+               const std::string& metrics_file, int jobs, const std::string& now,
+               bool check) {
   std::string json;
   arrow::Status st, run_status;
   {
@@ -450,6 +451,7 @@ nb::tuple Sync(const std::string& project, const std::string& source,
       args.project = project;
       args.source = source;
       args.lake = lake;
+      args.cache = cache;
       args.datasets = datasets;
       args.metrics_file = metrics_file;
       args.now = now;
@@ -503,8 +505,8 @@ NB_MODULE(_qlake, m) {
   m.def("qlib_export", &QlibExport, "out"_a, "lake"_a, "freq"_a, "start"_a, "end"_a,
         "symbols"_a, "market"_a, "session"_a, "fields"_a, "rebuild"_a, "batch_mb"_a,
         "fsync"_a);
-  m.def("sync", &Sync, "project"_a, "source"_a, "lake"_a, "datasets"_a, "qlib"_a,
-        "metrics_file"_a, "jobs"_a, "now"_a, "check"_a);
+  m.def("sync", &Sync, "project"_a, "source"_a, "lake"_a, "cache"_a, "datasets"_a,
+        "qlib"_a, "metrics_file"_a, "jobs"_a, "now"_a, "check"_a);
   m.def("_finalize", []() {
     StopMonitor();
     auto st = arrow::fs::EnsureS3Finalized();
