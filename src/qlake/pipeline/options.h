@@ -1,7 +1,8 @@
 // File: qlake/pipeline/options.h
 //
 // PipelineOptions from the configuration plus the arguments of `qlake sync`/`backfill`/
-// `status` (--project, --source, --lake, --cache, --datasets, --metrics-file, --jobs, --now,
+// `status` (--project, --source, --lake, --cache, --datasets, --metrics-file, --jobs,
+// --now,
 // --qlib). The CLI and the Python module (qlake.sync) both build their options here, so
 // the two take the same options with the same meaning and error messages.
 
