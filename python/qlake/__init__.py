@@ -218,6 +218,7 @@ def qlib_export(
     rebuild: bool = False,
     batch_mb: int = 256,
     fsync: bool = True,
+    recommit_check: bool = True,
 ) -> dict:
     """Create or update the Qlib provider directory ``out`` from the lake, like
     ``qlake qlib export`` (docs/qlib.md), with the same options: ``lake`` (default: config
@@ -225,7 +226,8 @@ def qlib_export(
     ``end`` (``--from``/``--to``; default: the store's first day and the lake's
     watermark), ``symbols``, ``market``, ``session`` ("regular"/"extended", 1min),
     ``fields`` (extra lake or feature columns), ``rebuild``, ``batch_mb``, ``fsync``
-    (``--no-fsync`` is ``fsync=False``). Returns the report (the keys of ``--json``).
+    (``--no-fsync`` is ``fsync=False``), ``recommit_check`` (``--no-recommit-check`` is
+    ``recommit_check=False``). Returns the report (the keys of ``--json``).
     Raises ``ValueError`` for bad options or missing lake days, ``OSError`` for I/O."""
     return _qlake.qlib_export(
         str(out),
@@ -240,6 +242,7 @@ def qlib_export(
         bool(rebuild),
         int(batch_mb),
         bool(fsync),
+        bool(recommit_check),
     )
 
 

@@ -63,6 +63,7 @@ def qlib_export(
     rebuild: bool = False,
     batch_mb: int = 256,
     fsync: bool = True,
+    recommit_check: bool = True,
 ) -> dict: ...
 def sync(
     project: Optional[str] = None,

@@ -382,7 +382,7 @@ nb::dict QlibExport(const std::string& out, const std::string& lake,
                     const std::string& end, const std::vector<std::string>& symbols,
                     const std::string& market, const std::string& session,
                     const std::vector<std::string>& fields, bool rebuild,
-                    int64_t batch_mb, bool fsync) {
+                    int64_t batch_mb, bool fsync, bool recommit_check) {
   qlake::qlib::ExportReport r;
   arrow::Status st;
   {
@@ -410,6 +410,7 @@ nb::dict QlibExport(const std::string& out, const std::string& lake,
       }
       o.batch_bytes = batch_mb << 20;
       o.fsync = fsync;
+      o.check_recommits = recommit_check;
       ARROW_ASSIGN_OR_RAISE(r, qlake::qlib::Export(o));
       return arrow::Status::OK();
     };
@@ -422,6 +423,10 @@ nb::dict QlibExport(const std::string& out, const std::string& lake,
   d["rebuilt"] = r.rebuilt;
   d["days_appended"] = r.days_appended;
   d["days_rewritten"] = r.days_rewritten;
+  d["days_recommitted"] = r.days_recommitted;
+  nb::list recommitted;
+  for (const auto& day : r.recommitted_days) recommitted.append(day);
+  d["recommitted_days"] = recommitted;
   d["symbols"] = r.symbols;
   d["symbols_touched"] = r.symbols_touched;
   d["bars"] = r.bars;
@@ -504,7 +509,7 @@ NB_MODULE(_qlake, m) {
   m.def("memory_stats", &MemoryStats);
   m.def("qlib_export", &QlibExport, "out"_a, "lake"_a, "freq"_a, "start"_a, "end"_a,
         "symbols"_a, "market"_a, "session"_a, "fields"_a, "rebuild"_a, "batch_mb"_a,
-        "fsync"_a);
+        "fsync"_a, "recommit_check"_a);
   m.def("sync", &Sync, "project"_a, "source"_a, "lake"_a, "cache"_a, "datasets"_a,
         "qlib"_a, "metrics_file"_a, "jobs"_a, "now"_a, "check"_a);
   m.def("_finalize", []() {

@@ -1,6 +1,7 @@
 """qlake.qlib_export and qlake.sync: the Python wrappers do what the CLI does, with the same
 options and the same error messages."""
 
+import json
 from pathlib import Path
 
 import pytest
@@ -43,11 +44,15 @@ def test_qlib_export_equals_the_cli_bytes(qlake_module, query_lakes, run_qlake, 
                                           freq, extra_cli, extra_py):
     lake = query_lakes["daily"]
     cli_out, py_out = isolated / "cli", isolated / "py"
-    run_qlake("-q", "qlib", "export", "--lake", lake, "--out", cli_out, "--freq", freq,
-              "--no-fsync", *extra_cli)
+    proc = run_qlake("-q", "qlib", "export", "--lake", lake, "--out", cli_out, "--freq", freq,
+                     "--no-fsync", "--json", *extra_cli)
     report = qlake_module.qlib_export(str(py_out), lake=str(lake), freq=freq, fsync=False,
                                       **extra_py)
     assert report["rebuilt"] and report["bars"] > 0 and report["symbols"] > 0
+    cli_report = json.loads(proc.stdout)
+    assert set(report) == set(cli_report)
+    assert {k: v for k, v in report.items() if k not in ("out", "seconds")} == \
+        {k: v for k, v in cli_report.items() if k not in ("out", "seconds")}
     cli, py = tree(cli_out), tree(py_out)
     assert any(k.startswith("features/") for k in py)
     assert set(py) == set(cli)
