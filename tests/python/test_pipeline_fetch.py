@@ -294,9 +294,14 @@ def test_cache_in_use_is_refused_and_init_writes_the_key(run_qlake, s3, bucket, 
     with open(proj / "cache" / "_qlake" / "lock", "w") as held:
         fcntl.flock(held, fcntl.LOCK_EX | fcntl.LOCK_NB)
         p = run_qlake("sync", "--now", NOW, cwd=proj, env=env, check=False)
+        # A shard of a backfill is refused the same way (shards need one cache each).
+        shard = run_qlake("backfill", "--dataset", "stocks_minute", "--from", FROM, "--to",
+                          TO, "--shard", "1/2", "--now", NOW, cwd=proj, env=env, check=False)
     assert p.returncode == 6, (p.stdout, p.stderr)
     assert "cannot use the cache" in p.stderr and "its own cache folder" in p.stderr
+    assert shard.returncode == 6 and "cannot use the cache" in shard.stderr, shard.stderr
     assert not (proj / "lake" / "stocks_daily").exists()
+    assert not (proj / "lake" / "stocks_minute").exists()
 
     init = tmp_path / "init"
     init.mkdir()
