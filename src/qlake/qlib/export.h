@@ -21,7 +21,9 @@
 //    renames; a crash leaves the old store (or none) and the next run cleans up.
 //  * Days after the store's last day are appended: every touched bin gets NaN padding and
 //    the new values appended at its end, new symbols get new bins. Days inside the store
-//    are rewritten: the bins of the symbols those days touch are rewritten whole (temp +
+//    are rewritten: the series of the symbols those days touch are recomputed; values
+//    that changed are written in place after the commit point when a symbol's span is
+//    unchanged (the journal is their redo log), else its bins are rewritten whole (temp +
 //    rename). Days inside the store are those of an explicit `from`, plus
 //    (check_recommits) every day whose lake commit changed since it was exported: the
 //    commit records of the input datasets (source; stocks_minute for a day store's vwap;
