@@ -7,6 +7,7 @@
 #include <chrono>
 #include <cstring>
 #include <random>
+#include <thread>
 #include <vector>
 
 #include <arrow/buffer.h>
@@ -104,6 +105,19 @@ arrow::Status SyncFileSystem(const fs::FileSystem& filesystem, const std::string
   auto local = LocalPathOf(filesystem, path);
   if (!local) return arrow::Status::OK();
   return SyncPath(local->empty() ? std::string("/") : *local, SyncKind::kFileSystem);
+}
+
+arrow::Result<std::vector<fs::FileInfo>> ListFiles(fs::FileSystem& filesystem,
+                                                   const fs::FileSelector& selector) {
+  constexpr int kTries = 8;
+  auto listed = filesystem.GetFileInfo(selector);
+  for (int i = 1; i < kTries && !listed.ok() && selector.allow_not_found &&
+                  listed.status().IsIOError();
+       ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    listed = filesystem.GetFileInfo(selector);
+  }
+  return listed;
 }
 
 arrow::Status EnsureDir(fs::FileSystem& filesystem, const std::string& dir,

@@ -22,6 +22,7 @@
 #include <string>
 #include <string_view>
 #include <unordered_set>
+#include <vector>
 
 #include <arrow/filesystem/filesystem.h>
 #include <arrow/result.h>
@@ -66,6 +67,15 @@ arrow::Status SyncFileSystem(const arrow::fs::FileSystem& fs, const std::string&
 /// deleted.
 arrow::Status EnsureDir(arrow::fs::FileSystem& fs, const std::string& dir,
                         std::unordered_set<std::string>* known);
+
+/// fs.GetFileInfo(selector) for a folder other writers may be changing. With
+/// allow_not_found, Arrow's local listing can still fail with "Cannot list directory"
+/// when the folder is created between its failed open and its existence check, or a
+/// sub-folder vanishes in between during a recursive walk; ListFiles lists again then (up
+/// to 8 times in all, 1 ms apart) and returns the last error only if every try failed.
+/// Without allow_not_found it is GetFileInfo.
+arrow::Result<std::vector<arrow::fs::FileInfo>> ListFiles(
+    arrow::fs::FileSystem& fs, const arrow::fs::FileSelector& selector);
 
 struct AtomicWriteOptions {
   /// fsync the temp file before the rename and the folder after it (local only).

@@ -838,7 +838,7 @@ arrow::Result<RecoveryReport> Lake::RecoverDayUnlocked(const std::string& datase
   fs::FileSelector selector;
   selector.base_dir = day_dir;
   selector.allow_not_found = true;
-  ARROW_ASSIGN_OR_RAISE(auto entries, fs_->GetFileInfo(selector));
+  ARROW_ASSIGN_OR_RAISE(auto entries, ListFiles(*fs_, selector));
   if (entries.empty()) return report;
   std::sort(
       entries.begin(), entries.end(),
@@ -931,7 +931,7 @@ arrow::Result<RecoveryReport> Lake::Recover(std::string_view dataset_view) {
     meta.base_dir = PathOf(MetaDir(dataset));
     meta.allow_not_found = true;
     meta.recursive = true;
-    ARROW_ASSIGN_OR_RAISE(auto files, fs_->GetFileInfo(meta));
+    ARROW_ASSIGN_OR_RAISE(auto files, ListFiles(*fs_, meta));
     for (const auto& f : files) {
       std::string_view name = BaseName(f.path());
       if (f.type() != fs::FileType::File || name.find(kTempMarker) == std::string::npos) {
@@ -965,7 +965,7 @@ arrow::Status Lake::RemoveDayTempFiles(const std::string& dataset, Date day,
   meta.base_dir = PathOf(MetaDir(dataset));
   meta.allow_not_found = true;
   meta.recursive = true;
-  ARROW_ASSIGN_OR_RAISE(auto files, fs_->GetFileInfo(meta));
+  ARROW_ASSIGN_OR_RAISE(auto files, ListFiles(*fs_, meta));
   const auto now = std::chrono::system_clock::now();
   for (const auto& f : files) {
     if (f.type() != fs::FileType::File) continue;
@@ -990,7 +990,7 @@ arrow::Result<RecoveryReport> Lake::RecoverAll() {
     fs::FileSelector selector;
     selector.base_dir = PathOf(dir);
     selector.allow_not_found = true;
-    ARROW_ASSIGN_OR_RAISE(auto entries, fs_->GetFileInfo(selector));
+    ARROW_ASSIGN_OR_RAISE(auto entries, ListFiles(*fs_, selector));
     ARROW_ASSIGN_OR_RAISE(auto found, DatasetFolders(*fs_, PathOf(dir), entries));
     names.insert(found.begin(), found.end());
   }
@@ -1009,7 +1009,7 @@ arrow::Result<std::vector<std::string>> Lake::ListDatasets() {
   fs::FileSelector selector;
   selector.base_dir = PathOf(kMetaDir);
   selector.allow_not_found = true;
-  ARROW_ASSIGN_OR_RAISE(auto entries, fs_->GetFileInfo(selector));
+  ARROW_ASSIGN_OR_RAISE(auto entries, ListFiles(*fs_, selector));
   ARROW_ASSIGN_OR_RAISE(auto names, DatasetFolders(*fs_, PathOf(kMetaDir), entries));
   std::sort(names.begin(), names.end());
   return names;
@@ -1020,7 +1020,7 @@ arrow::Result<std::vector<Date>> Lake::ListCommittedDays(std::string_view datase
   fs::FileSelector selector;
   selector.base_dir = PathOf(CommitsDir(dataset));
   selector.allow_not_found = true;
-  ARROW_ASSIGN_OR_RAISE(auto entries, fs_->GetFileInfo(selector));
+  ARROW_ASSIGN_OR_RAISE(auto entries, ListFiles(*fs_, selector));
   std::vector<Date> days;
   for (const auto& e : entries) {
     if (e.type() != fs::FileType::File) continue;

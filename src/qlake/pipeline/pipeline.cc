@@ -429,7 +429,7 @@ class Runner {
     arrow::fs::FileSelector sel;
     sel.base_dir = lake_->PathOf(kRunsDir);
     sel.allow_not_found = true;
-    auto infos = lake_->filesystem()->GetFileInfo(sel);
+    auto infos = lake::ListFiles(*lake_->filesystem(), sel);
     if (!infos.ok()) return;
     std::vector<std::string> paths;
     for (const auto& f : *infos) {

@@ -28,6 +28,7 @@
 #include "qlake/catalog/symbols.h"
 #include "qlake/ingest/agg_day.h"
 #include "qlake/io/filesystem.h"
+#include "qlake/lake/fs_util.h"
 #include "qlake/query/where.h"
 
 namespace qlake::query {
@@ -327,7 +328,7 @@ arrow::Result<std::shared_ptr<const Engine::Listing>> Engine::ListRecords(
   arrow::fs::FileSelector sel;
   sel.base_dir = dir;
   sel.allow_not_found = true;
-  ARROW_ASSIGN_OR_RAISE(auto infos, fs.GetFileInfo(sel));
+  ARROW_ASSIGN_OR_RAISE(auto infos, lake::ListFiles(fs, sel));
   auto listing = std::make_shared<Listing>();
   for (const auto& info : infos) {
     if (!info.IsFile()) continue;
