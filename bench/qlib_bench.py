@@ -191,6 +191,9 @@ def append_costs(lake, work, histories, runs=5):
             tgt = work / f"append-{label}"
             shutil.rmtree(tgt, ignore_errors=True)
             shutil.copytree(bases[label], tgt)
+            # Flush the copy first: qlake's commit ends with a syncfs, which would otherwise
+            # write back the whole copied store (96k files for a year) on the append's clock.
+            os.sync()
             t, _, _ = timed([str(QLAKE), "-q", "qlib", "export", "--lake", str(lake), "--out",
                           str(tgt), "--freq", "day", "--to", days[-1]])
             times[label].append(t)
