@@ -32,6 +32,7 @@
 #include "qlake/core/config.h"
 #include "qlake/core/memory_monitor.h"
 #include "qlake/core/status.h"
+#include "qlake/core/strings.h"
 #include "qlake/core/system_profile.h"
 #include "qlake/core/version.h"
 #include "qlake/ingest/ingest.h"
@@ -465,7 +466,7 @@ nb::tuple Sync(const std::string& project, const std::string& source,
       ARROW_ASSIGN_OR_RAISE(auto o, qlake::pipeline::MakePipelineOptions(
                                         args, loaded.first, loaded.second));
       std::vector<std::string> only;
-      if (!o.project.file.empty()) only = qlake::pipeline::SplitCommaList(datasets);
+      if (!o.project.file.empty()) only = qlake::SplitCommaList(datasets);
       ARROW_ASSIGN_OR_RAISE(auto report, qlake::pipeline::Sync(o, only));
       json = report.ToJson().dump();
       run_status = report.ToStatus();

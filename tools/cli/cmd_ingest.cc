@@ -12,6 +12,7 @@
 #include "command.h"
 #include "qlake/catalog/datasets.h"
 #include "qlake/core/progress.h"
+#include "qlake/core/strings.h"
 #include "qlake/ingest/ingest.h"
 #include "qlake/io/filesystem.h"
 
@@ -28,18 +29,6 @@ struct IngestFlags {
   bool reference_reader = false;
   bool changed_only = false;
 };
-
-std::vector<std::string> SplitList(const std::string& s) {
-  std::vector<std::string> out;
-  std::size_t pos = 0;
-  while (pos <= s.size()) {
-    auto comma = s.find(',', pos);
-    if (comma == std::string::npos) comma = s.size();
-    if (comma > pos) out.push_back(s.substr(pos, comma - pos));
-    pos = comma + 1;
-  }
-  return out;
-}
 
 double Mb(int64_t bytes) { return static_cast<double>(bytes) / 1e6; }
 
@@ -195,7 +184,7 @@ Runner SetupIngest(CLI::App& app) {
     ARROW_ASSIGN_OR_RAISE(o.source_fs, io::OpenFileSystem(o.source, cfg, &o.source));
     ARROW_ASSIGN_OR_RAISE(o.lake_fs, io::OpenFileSystem(o.lake, cfg, &o.lake));
     ARROW_ASSIGN_OR_RAISE(o.layout, ingest::ParseLayout(f->layout));
-    o.symbols = SplitList(f->underlyings.empty() ? f->symbols : f->underlyings);
+    o.symbols = SplitCommaList(f->underlyings.empty() ? f->symbols : f->underlyings);
     ARROW_ASSIGN_OR_RAISE(o.parquet.compression, cfg.GetString("ingest.compression"));
     ARROW_ASSIGN_OR_RAISE(auto level, cfg.GetInt("ingest.compression_level"));
     o.parquet.compression_level = static_cast<int>(level);

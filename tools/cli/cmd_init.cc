@@ -8,6 +8,7 @@
 
 #include "command.h"
 #include "pipeline_flags.h"
+#include "qlake/core/strings.h"
 #include "qlake/pipeline/project.h"
 
 namespace qlake::cli {

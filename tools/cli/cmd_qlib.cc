@@ -11,6 +11,7 @@
 #include <nlohmann/json.hpp>
 
 #include "command.h"
+#include "qlake/core/strings.h"
 #include "qlake/qlib/export.h"
 
 namespace qlake::cli {
@@ -26,18 +27,6 @@ struct QlibFlags {
   bool no_recommit_check = false;
   int64_t batch_mb = 256;
 };
-
-std::vector<std::string> SplitCsv(const std::string& s) {
-  std::vector<std::string> out;
-  std::size_t pos = 0;
-  while (pos <= s.size()) {
-    auto comma = s.find(',', pos);
-    if (comma == std::string::npos) comma = s.size();
-    if (comma > pos) out.push_back(s.substr(pos, comma - pos));
-    pos = comma + 1;
-  }
-  return out;
-}
 
 }  // namespace
 
@@ -97,10 +86,10 @@ Runner SetupQlib(CLI::App& app) {
     if (!f->to.empty()) {
       ARROW_ASSIGN_OR_RAISE(o.to, ParseDate(f->to));
     }
-    o.symbols = SplitCsv(f->symbols);
+    o.symbols = SplitCommaList(f->symbols);
     o.market = f->market;
     ARROW_ASSIGN_OR_RAISE(o.session, qlib::ParseSessionMode(f->session));
-    o.fields = SplitCsv(f->fields);
+    o.fields = SplitCommaList(f->fields);
     o.rebuild = f->rebuild;
     o.batch_bytes = f->batch_mb << 20;
     o.fsync = !f->no_fsync;

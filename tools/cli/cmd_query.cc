@@ -14,6 +14,7 @@
 #include <fmt/format.h>
 
 #include "command.h"
+#include "qlake/core/strings.h"
 #include "qlake/query/engine.h"
 #include "qlake/query/output.h"
 
@@ -26,22 +27,6 @@ struct QueryFlags {
       out;
   bool stats = false;
 };
-
-std::vector<std::string> SplitCommaList(const std::string& s) {
-  std::vector<std::string> out;
-  std::size_t pos = 0;
-  while (pos <= s.size()) {
-    auto comma = s.find(',', pos);
-    if (comma == std::string::npos) comma = s.size();
-    std::string item = s.substr(pos, comma - pos);
-    // Trim blanks: "AAPL, MSFT" is a natural way to type a list.
-    auto b = item.find_first_not_of(" \t");
-    auto e = item.find_last_not_of(" \t");
-    if (b != std::string::npos) out.push_back(item.substr(b, e - b + 1));
-    pos = comma + 1;
-  }
-  return out;
-}
 
 }  // namespace
 

@@ -11,6 +11,7 @@
 
 #include "command.h"
 #include "pipeline_flags.h"
+#include "qlake/core/strings.h"
 #include "qlake/pipeline/options.h"
 #include "qlake/pipeline/pipeline.h"
 

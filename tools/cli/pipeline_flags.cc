@@ -4,10 +4,6 @@
 
 namespace qlake::cli {
 
-std::vector<std::string> SplitCommaList(const std::string& s) {
-  return pipeline::SplitCommaList(s);
-}
-
 void AddPipelineFlags(CLI::App& app, PipelineFlags& f, bool writes) {
   app.add_option("--project", f.project,
                  "Project file (default: ./qlake.yaml if it exists; see qlake init)");

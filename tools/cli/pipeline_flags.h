@@ -31,6 +31,4 @@ void AddPipelineFlags(CLI::App& app, PipelineFlags& f, bool writes);
 arrow::Result<pipeline::PipelineOptions> MakePipelineOptions(const PipelineFlags& f,
                                                              Context& ctx);
 
-std::vector<std::string> SplitCommaList(const std::string& s);
-
 }  // namespace qlake::cli

@@ -6,6 +6,7 @@
 #include <spdlog/spdlog.h>
 
 #include "qlake/core/dates.h"
+#include "qlake/core/strings.h"
 #include "qlake/ingest/layout.h"
 #include "qlake/io/filesystem.h"
 
@@ -33,18 +34,6 @@ arrow::Result<int64_t> ParseNow(const std::string& s) {
 }
 
 }  // namespace
-
-std::vector<std::string> SplitCommaList(const std::string& s) {
-  std::vector<std::string> out;
-  std::size_t pos = 0;
-  while (pos <= s.size()) {
-    auto comma = s.find(',', pos);
-    if (comma == std::string::npos) comma = s.size();
-    if (comma > pos) out.push_back(s.substr(pos, comma - pos));
-    pos = comma + 1;
-  }
-  return out;
-}
 
 arrow::Result<QlibStoreSpec> ParseQlibStore(const std::string& text) {
   QlibStoreSpec s;

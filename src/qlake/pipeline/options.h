@@ -48,9 +48,6 @@ arrow::Result<PipelineOptions> MakePipelineOptions(const PipelineArgs& args,
                                                    Config& config,
                                                    const SystemProfile& profile);
 
-/// "a,b,,c" -> {"a", "b", "c"}.
-std::vector<std::string> SplitCommaList(const std::string& s);
-
 /// Parses one --qlib value "DIR[:day|1min[:dataset]]" (dataset default: stocks_daily for
 /// day, stocks_minute for 1min).
 arrow::Result<QlibStoreSpec> ParseQlibStore(const std::string& text);
