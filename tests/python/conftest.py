@@ -77,3 +77,13 @@ def qlake_module():
     import qlake
 
     return qlake
+
+
+@pytest.fixture(scope="module")
+def s3():
+    """A real S3 server (moto's server mode) on 127.0.0.1, one per test module."""
+    from s3util import MotoS3
+
+    server = MotoS3()
+    yield server
+    server.stop()

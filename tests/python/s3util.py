@@ -25,6 +25,15 @@ SECRET_KEY = "qlake-test-secret-Zx81vQ3pLm"
 BUCKET = "flatfiles"
 
 
+STOCK_PREFIX = {"stocks_daily": "us_stocks_sip/day_aggs_v1",
+                "stocks_minute": "us_stocks_sip/minute_aggs_v1"}
+
+
+def key_for(dataset: str, day: str) -> str:
+    """The bucket key of a stocks flat file (flatfiles.md): prefix/YYYY/MM/YYYY-MM-DD.csv.gz."""
+    return f"{STOCK_PREFIX[dataset]}/{day[:4]}/{day[5:7]}/{day}.csv.gz"
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

@@ -18,25 +18,12 @@ import pyarrow.compute as pc
 import pyarrow.dataset as ds
 import pytest
 
-from s3util import ACCESS_KEY, SECRET_KEY, FaultProxy, MotoS3, qlake_s3_env
+from s3util import ACCESS_KEY, SECRET_KEY, FaultProxy, key_for, qlake_s3_env
 
 FROM, TO = "2024-12-20", "2024-12-29"
 # Fri 12-20, Mon 12-23, Tue 12-24 (early close), Thu 12-26, Fri 12-27; 12-25 is Christmas.
 SESSIONS = ["2024-12-20", "2024-12-23", "2024-12-24", "2024-12-26", "2024-12-27"]
-PREFIX = {"stocks_daily": "us_stocks_sip/day_aggs_v1",
-          "stocks_minute": "us_stocks_sip/minute_aggs_v1"}
 _bucket_ids = itertools.count()
-
-
-def key_for(dataset, day):
-    return f"{PREFIX[dataset]}/{day[:4]}/{day[5:7]}/{day}.csv.gz"
-
-
-@pytest.fixture(scope="module")
-def s3():
-    server = MotoS3()
-    yield server
-    server.stop()
 
 
 @pytest.fixture(scope="module")

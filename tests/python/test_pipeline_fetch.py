@@ -21,25 +21,13 @@ from pathlib import Path
 import pytest
 
 from pipeline_util import normalized, read_json, records, run_reports, write_project
-from s3util import SECRET_KEY, FaultProxy, MotoS3, qlake_s3_env
+from s3util import SECRET_KEY, FaultProxy, key_for, qlake_s3_env
 
 DATASETS = ["stocks_daily", "stocks_minute"]
 FROM, TO = "2025-01-02", "2025-01-08"
 SESSIONS = ["2025-01-02", "2025-01-03", "2025-01-06", "2025-01-07", "2025-01-08"]
 NOW = "2025-01-10T22:00:00Z"
-FEED = {"stocks_daily": "day_aggs_v1", "stocks_minute": "minute_aggs_v1"}
 _bucket_ids = itertools.count()
-
-
-def key(dataset, day):
-    return f"us_stocks_sip/{FEED[dataset]}/{day[:4]}/{day[5:7]}/{day}.csv.gz"
-
-
-@pytest.fixture(scope="module")
-def s3():
-    server = MotoS3()
-    yield server
-    server.stop()
 
 
 @pytest.fixture(scope="module")
@@ -101,7 +89,7 @@ def day_runs(report: dict, dataset: str) -> dict:
 
 def check_cache(s3, bucket, cache: Path, dataset: str, days):
     for day in days:
-        k = key(dataset, day)
+        k = key_for(dataset, day)
         body = s3.client.get_object(Bucket=bucket, Key=k)["Body"].read()
         head = s3.head(k, bucket)
         local = cache / k
@@ -131,7 +119,7 @@ def test_sync_with_cache_equals_mirror_sync_then_nothing_to_do(run_qlake, s3, bu
         for day, d in runs.items():
             assert [s["stage"] for s in d["stages"]] == ["fetch", "ingest"]
             f = d["stages"][0]
-            head = s3.head(key(ds, day), bucket)
+            head = s3.head(key_for(ds, day), bucket)
             assert f["action"] == "downloaded" and f["retries"] == 0
             assert f["bytes_in"] == f["bytes_out"] == head["ContentLength"]
             # The commit record names the S3 object's version.
@@ -140,14 +128,14 @@ def test_sync_with_cache_equals_mirror_sync_then_nothing_to_do(run_qlake, s3, bu
             assert int(src["last_modified"]) == int(head["LastModified"].timestamp())
         check_cache(s3, bucket, cache, ds, SESSIONS)
     lines = manifest(cache)
-    assert sorted(e["key"] for e in lines) == sorted(key(ds, d) for ds in DATASETS
+    assert sorted(e["key"] for e in lines) == sorted(key_for(ds, d) for ds in DATASETS
                                                       for d in SESSIONS)
     for e in lines:
         body = (cache / e["key"]).read_bytes()
         assert e["sha256"] == hashlib.sha256(body).hexdigest()
     metrics = (proj / "metrics.prom").read_text()
     assert 'qlake_run_stage_seconds{dataset="stocks_minute",stage="fetch"}' in metrics
-    total = sum(s3.head(key("stocks_minute", d), bucket)["ContentLength"] for d in SESSIONS)
+    total = sum(s3.head(key_for("stocks_minute", d), bucket)["ContentLength"] for d in SESSIONS)
     assert f'qlake_run_fetch_bytes{{dataset="stocks_minute"}} {total}\n' in metrics
     assert 'qlake_run_fetch_retries{dataset="stocks_minute"} 0\n' in metrics
     # The secret never reaches output, reports, the manifest or the lake's metadata.
@@ -174,7 +162,7 @@ def test_republished_object_is_refetched_and_recommitted(run_qlake, s3, bucket, 
     old = {ds: records(lake, ds) for ds in DATASETS}
 
     day = "2025-01-06"
-    k = key("stocks_minute", day)
+    k = key_for("stocks_minute", day)
     new_body = (mirrors["other"] / k).read_bytes()
     assert new_body != (mirrors["mirror"] / k).read_bytes()
     time.sleep(1.1)  # a new LastModified second, as a real republish has
@@ -226,9 +214,9 @@ def test_transient_faults_are_retried_and_a_failed_day_is_redone(run_qlake, s3, 
         # stage's own attempts (fetch.retries) and shows in the run report.
         env = qlake_s3_env(proxy.endpoint, QLAKE_S3__RETRIES="1", QLAKE_FETCH__RETRIES="3")
         flaky, broken = "2025-01-03", "2025-01-07"
-        proxy.add_rule(key("stocks_minute", flaky), [503, "reset"], method="GET")
+        proxy.add_rule(key_for("stocks_minute", flaky), [503, "reset"], method="GET")
         # (minute bars: no previous-day file is involved, unlike day bars)
-        proxy.add_rule(key("stocks_minute", broken), [500], method="GET", repeat_last=True)
+        proxy.add_rule(key_for("stocks_minute", broken), [500], method="GET", repeat_last=True)
         p = run_qlake("sync", "--now", NOW, cwd=proj, env=env, check=False)
         assert p.returncode == 7, (p.stdout, p.stderr)  # partial: one day failed
         for action in (503, "reset", 500):
