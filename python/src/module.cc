@@ -316,11 +316,7 @@ nb::dict Ingest(const std::string& dataset, const std::string& start,
       }
       ARROW_ASSIGN_OR_RAISE(o.layout, qlake::ingest::ParseLayout(layout));
       o.symbols = symbols;
-      ARROW_ASSIGN_OR_RAISE(o.parquet.compression, cfg.GetString("ingest.compression"));
-      ARROW_ASSIGN_OR_RAISE(auto level, cfg.GetInt("ingest.compression_level"));
-      o.parquet.compression_level = static_cast<int>(level);
-      ARROW_ASSIGN_OR_RAISE(o.parquet.row_group_rows,
-                            cfg.GetInt("ingest.row_group_rows"));
+      ARROW_ASSIGN_OR_RAISE(o.parquet, qlake::ingest::ParquetOutOptionsFromConfig(cfg));
       ARROW_ASSIGN_OR_RAISE(auto par, cfg.GetInt("ingest.parallel_files"));
       o.parallel_days = static_cast<int>(par);
       o.reader.use_arrow_csv = reference_reader;

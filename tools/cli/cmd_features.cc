@@ -102,18 +102,8 @@ Runner SetupFeatures(CLI::App& app) {
     ARROW_ASSIGN_OR_RAISE(o.lake, cfg.GetString("lake.root"));
     o.force = f->force;
     o.refresh_dependents = !f->no_dependents;
-    ARROW_ASSIGN_OR_RAISE(auto window, cfg.GetInt("features.relative_volume_window"));
-    ARROW_ASSIGN_OR_RAISE(auto minp, cfg.GetInt("features.relative_volume_min_periods"));
-    ARROW_ASSIGN_OR_RAISE(auto k, cfg.GetInt("features.velocity_bars"));
-    o.params.relative_volume_window = static_cast<int>(window);
-    o.params.relative_volume_min_periods = static_cast<int>(minp);
-    o.params.velocity_bars = static_cast<int>(k);
-    ARROW_ASSIGN_OR_RAISE(o.params.liquid_dollar_volume,
-                          cfg.GetDouble("features.liquid_dollar_volume"));
-    ARROW_ASSIGN_OR_RAISE(o.parquet.compression, cfg.GetString("ingest.compression"));
-    ARROW_ASSIGN_OR_RAISE(auto level, cfg.GetInt("ingest.compression_level"));
-    o.parquet.compression_level = static_cast<int>(level);
-    ARROW_ASSIGN_OR_RAISE(o.parquet.row_group_rows, cfg.GetInt("ingest.row_group_rows"));
+    ARROW_ASSIGN_OR_RAISE(o.params, features::FeatureParamsFromConfig(cfg));
+    ARROW_ASSIGN_OR_RAISE(o.parquet, ingest::ParquetOutOptionsFromConfig(cfg));
     ARROW_ASSIGN_OR_RAISE(auto parallel, cfg.GetInt("features.parallel_days"));
     o.parallel_days = static_cast<int>(parallel);
     o.parquet.use_threads = o.parallel_days == 1;

@@ -204,14 +204,7 @@ Runner SetupFetch(CLI::App& app) {
     ARROW_ASSIGN_OR_RAISE(o.cache, cfg.GetString("fetch.cache"));
     ARROW_ASSIGN_OR_RAISE(auto jobs, cfg.GetInt("fetch.jobs"));
     o.jobs = static_cast<int>(jobs);
-    ARROW_ASSIGN_OR_RAISE(auto retries, cfg.GetInt("fetch.retries"));
-    o.retries = static_cast<int>(retries);
-    ARROW_ASSIGN_OR_RAISE(auto forbidden, cfg.GetInt("fetch.forbidden_retries"));
-    o.forbidden_retries = static_cast<int>(forbidden);
-    ARROW_ASSIGN_OR_RAISE(o.backoff_ms, cfg.GetInt("fetch.backoff_ms"));
-    ARROW_ASSIGN_OR_RAISE(o.backoff_max_ms, cfg.GetInt("fetch.backoff_max_ms"));
-    ARROW_ASSIGN_OR_RAISE(o.chunk_bytes, cfg.GetInt("fetch.chunk_bytes"));
-    ARROW_ASSIGN_OR_RAISE(o.verify_gzip, cfg.GetBool("fetch.verify_gzip"));
+    ARROW_RETURN_NOT_OK(fetch::ApplyTransferConfig(cfg, &o));
     o.force = f->force;
     o.dry_run = f->dry_run;
 

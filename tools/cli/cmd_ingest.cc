@@ -185,10 +185,7 @@ Runner SetupIngest(CLI::App& app) {
     ARROW_ASSIGN_OR_RAISE(o.lake_fs, io::OpenFileSystem(o.lake, cfg, &o.lake));
     ARROW_ASSIGN_OR_RAISE(o.layout, ingest::ParseLayout(f->layout));
     o.symbols = SplitCommaList(f->underlyings.empty() ? f->symbols : f->underlyings);
-    ARROW_ASSIGN_OR_RAISE(o.parquet.compression, cfg.GetString("ingest.compression"));
-    ARROW_ASSIGN_OR_RAISE(auto level, cfg.GetInt("ingest.compression_level"));
-    o.parquet.compression_level = static_cast<int>(level);
-    ARROW_ASSIGN_OR_RAISE(o.parquet.row_group_rows, cfg.GetInt("ingest.row_group_rows"));
+    ARROW_ASSIGN_OR_RAISE(o.parquet, ingest::ParquetOutOptionsFromConfig(cfg));
     ARROW_ASSIGN_OR_RAISE(auto parallel, cfg.GetInt("ingest.parallel_files"));
     o.parallel_days = static_cast<int>(parallel);
     o.reader.use_arrow_csv = f->reference_reader;

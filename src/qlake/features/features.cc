@@ -948,6 +948,19 @@ std::string FeatureDatasetName(FeatureSet s) {
   return "features/" + std::string(FeatureSetName(s));
 }
 
+arrow::Result<FeatureParams> FeatureParamsFromConfig(const Config& config) {
+  FeatureParams p;
+  ARROW_ASSIGN_OR_RAISE(auto window, config.GetInt("features.relative_volume_window"));
+  ARROW_ASSIGN_OR_RAISE(auto minp, config.GetInt("features.relative_volume_min_periods"));
+  ARROW_ASSIGN_OR_RAISE(auto bars, config.GetInt("features.velocity_bars"));
+  p.relative_volume_window = static_cast<int>(window);
+  p.relative_volume_min_periods = static_cast<int>(minp);
+  p.velocity_bars = static_cast<int>(bars);
+  ARROW_ASSIGN_OR_RAISE(p.liquid_dollar_volume,
+                        config.GetDouble("features.liquid_dollar_volume"));
+  return p;
+}
+
 arrow::Result<FeatureSet> ParseFeatureSet(std::string_view name) {
   std::string_view bare = name;
   if (bare.starts_with("features/")) bare.remove_prefix(9);

@@ -48,6 +48,7 @@
 #include <arrow/result.h>
 #include <arrow/status.h>
 
+#include "qlake/core/config.h"
 #include "qlake/core/dates.h"
 #include "qlake/ingest/parquet_out.h"
 
@@ -82,6 +83,10 @@ struct FeatureParams {
 
   arrow::Status Validate() const;
 };
+
+/// FeatureParams from `config` (features.relative_volume_window,
+/// relative_volume_min_periods, velocity_bars, liquid_dollar_volume).
+arrow::Result<FeatureParams> FeatureParamsFromConfig(const Config& config);
 
 /// One row of the per-day input after preparation: what the feature functions read.
 /// Vectors are per output row (length n) unless noted; a preparation step fills only the

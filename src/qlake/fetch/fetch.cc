@@ -439,6 +439,18 @@ class Downloader {
 
 }  // namespace
 
+arrow::Status ApplyTransferConfig(const Config& config, FetchOptions* options) {
+  ARROW_ASSIGN_OR_RAISE(auto retries, config.GetInt("fetch.retries"));
+  options->retries = static_cast<int>(retries);
+  ARROW_ASSIGN_OR_RAISE(auto forbidden, config.GetInt("fetch.forbidden_retries"));
+  options->forbidden_retries = static_cast<int>(forbidden);
+  ARROW_ASSIGN_OR_RAISE(options->backoff_ms, config.GetInt("fetch.backoff_ms"));
+  ARROW_ASSIGN_OR_RAISE(options->backoff_max_ms, config.GetInt("fetch.backoff_max_ms"));
+  ARROW_ASSIGN_OR_RAISE(options->chunk_bytes, config.GetInt("fetch.chunk_bytes"));
+  ARROW_ASSIGN_OR_RAISE(options->verify_gzip, config.GetBool("fetch.verify_gzip"));
+  return arrow::Status::OK();
+}
+
 arrow::Status FetchOptions::Validate() const {
   ARROW_RETURN_NOT_OK(catalog::FindDataset(dataset).status());
   if (selection == Selection::kRange && from > to) {

@@ -63,6 +63,7 @@
 #include <arrow/status.h>
 
 #include "qlake/catalog/datasets.h"
+#include "qlake/core/config.h"
 #include "qlake/core/dates.h"
 #include "qlake/fetch/manifest.h"
 
@@ -144,6 +145,11 @@ struct FetchOptions {
 
   arrow::Status Validate() const;
 };
+
+/// Sets the transfer settings of `options` from `config` (fetch.retries,
+/// forbidden_retries, backoff_ms, backoff_max_ms, chunk_bytes, verify_gzip), as
+/// `qlake fetch` and the pipeline's fetch stage both use them.
+arrow::Status ApplyTransferConfig(const Config& config, FetchOptions* options);
 
 enum class FileStatus : int8_t {
   kDownloaded,

@@ -38,6 +38,15 @@ arrow::Result<arrow::Compression::type> ParseCompression(const std::string& name
                                 "'; use zstd, snappy, lz4 or none");
 }
 
+arrow::Result<ParquetOutOptions> ParquetOutOptionsFromConfig(const Config& config) {
+  ParquetOutOptions o;
+  ARROW_ASSIGN_OR_RAISE(o.compression, config.GetString("ingest.compression"));
+  ARROW_ASSIGN_OR_RAISE(auto level, config.GetInt("ingest.compression_level"));
+  o.compression_level = static_cast<int>(level);
+  ARROW_ASSIGN_OR_RAISE(o.row_group_rows, config.GetInt("ingest.row_group_rows"));
+  return o;
+}
+
 arrow::Status ParquetOutOptions::Validate() const {
   ARROW_RETURN_NOT_OK(ParseCompression(compression).status());
   if (row_group_rows < 1000) {

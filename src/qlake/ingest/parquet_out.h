@@ -22,6 +22,8 @@
 #include <arrow/table.h>
 #include <arrow/util/type_fwd.h>
 
+#include "qlake/core/config.h"
+
 namespace qlake::ingest {
 
 struct ParquetOutOptions {
@@ -43,6 +45,11 @@ struct ParquetOutOptions {
 
   arrow::Status Validate() const;
 };
+
+/// The writer settings users configure: compression, compression_level and
+/// row_group_rows from `config` (ingest.*); the other fields keep their defaults. Used
+/// by every writer of lake files (ingest, features, the pipeline, the Python module).
+arrow::Result<ParquetOutOptions> ParquetOutOptionsFromConfig(const Config& config);
 
 /// A Parquet file written in pieces (streaming ingest): each Write appends row groups of
 /// at most row_group_rows rows; Close adds the key/value metadata and closes the sink.

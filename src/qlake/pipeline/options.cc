@@ -90,36 +90,18 @@ arrow::Result<PipelineOptions> MakePipelineOptions(const PipelineArgs& args, Con
   }
 
   auto& in = o.ingest;
-  ARROW_ASSIGN_OR_RAISE(in.parquet.compression, cfg.GetString("ingest.compression"));
-  ARROW_ASSIGN_OR_RAISE(auto level, cfg.GetInt("ingest.compression_level"));
-  in.parquet.compression_level = static_cast<int>(level);
-  ARROW_ASSIGN_OR_RAISE(in.parquet.row_group_rows, cfg.GetInt("ingest.row_group_rows"));
+  ARROW_ASSIGN_OR_RAISE(in.parquet, ingest::ParquetOutOptionsFromConfig(cfg));
   ARROW_ASSIGN_OR_RAISE(in.reader.chunk_rows, cfg.GetInt("ingest.chunk_rows"));
   in.layout = ingest::LayoutKind::kDaily;
   ARROW_ASSIGN_OR_RAISE(auto parallel, cfg.GetInt("ingest.parallel_files"));
   o.jobs = args.jobs > 0 ? args.jobs : static_cast<int>(parallel);
   auto& fo = o.features;
-  ARROW_ASSIGN_OR_RAISE(auto window, cfg.GetInt("features.relative_volume_window"));
-  ARROW_ASSIGN_OR_RAISE(auto minp, cfg.GetInt("features.relative_volume_min_periods"));
-  ARROW_ASSIGN_OR_RAISE(auto bars, cfg.GetInt("features.velocity_bars"));
-  fo.params.relative_volume_window = static_cast<int>(window);
-  fo.params.relative_volume_min_periods = static_cast<int>(minp);
-  fo.params.velocity_bars = static_cast<int>(bars);
-  ARROW_ASSIGN_OR_RAISE(fo.params.liquid_dollar_volume,
-                        cfg.GetDouble("features.liquid_dollar_volume"));
+  ARROW_ASSIGN_OR_RAISE(fo.params, features::FeatureParamsFromConfig(cfg));
   fo.parquet = in.parquet;
   ARROW_ASSIGN_OR_RAISE(auto fpar, cfg.GetInt("features.parallel_days"));
   fo.parallel_days = static_cast<int>(fpar);
   // The fetch stage (project `cache:`): the same settings as `qlake fetch`.
-  auto& fe = o.fetch;
-  ARROW_ASSIGN_OR_RAISE(auto retries, cfg.GetInt("fetch.retries"));
-  fe.retries = static_cast<int>(retries);
-  ARROW_ASSIGN_OR_RAISE(auto forbidden, cfg.GetInt("fetch.forbidden_retries"));
-  fe.forbidden_retries = static_cast<int>(forbidden);
-  ARROW_ASSIGN_OR_RAISE(fe.backoff_ms, cfg.GetInt("fetch.backoff_ms"));
-  ARROW_ASSIGN_OR_RAISE(fe.backoff_max_ms, cfg.GetInt("fetch.backoff_max_ms"));
-  ARROW_ASSIGN_OR_RAISE(fe.chunk_bytes, cfg.GetInt("fetch.chunk_bytes"));
-  ARROW_ASSIGN_OR_RAISE(fe.verify_gzip, cfg.GetBool("fetch.verify_gzip"));
+  ARROW_RETURN_NOT_OK(fetch::ApplyTransferConfig(cfg, &o.fetch));
   // An S3 source gets the config's endpoint, timeouts, retries and credentials (the
   // same chain as qlake fetch and ingest); only where they came from is logged.
   if (io::IsS3Uri(o.project.source)) {
