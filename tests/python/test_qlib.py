@@ -448,6 +448,20 @@ def test_store_without_inputs_record_adopts_the_lake_commits(qlake_bin, lake, tm
     assert (out / ".qlake/inputs.json").read_bytes() == inputs
 
 
+def test_damaged_inputs_record_is_a_clear_error_and_the_store_is_untouched(qlake_bin, lake,
+                                                                          tmp_path):
+    """A damaged .qlake/inputs.json stops the export with an error naming the file; no bin,
+    calendar or instrument file is changed."""
+    out = tmp_path / "s"
+    export(qlake_bin, lake, out, "day")
+    (out / ".qlake/inputs.json").write_text("{broken")
+    files = store_files(out)
+    p = export(qlake_bin, lake, out, "day", check=False)
+    assert p.returncode != 0
+    assert "inputs.json" in p.stderr and "damaged" in p.stderr, p.stderr
+    assert store_files(out) == files
+
+
 # ---- more than 1024 new symbols in one day (regression: commit 9ab5512) ---------------
 # The exporter buffers bars per symbol in a table sized before each day with room for 1024
 # new symbols; a day adding more (a new store's first day at full scale, or a store that
